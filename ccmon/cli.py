@@ -1,0 +1,88 @@
+"""The `ccmon` console script (running.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ccmon import settings as settings_module
+from ccmon.kafka import say
+from ccmon.settings import SettingsError
+
+WORKER_SETTINGS = ("brokers", "app_id", "metrics_port", "clock", "windows",
+                   "short_abandon_seconds", "service_level_seconds", "service_level_by_queue",
+                   "rules", "redis_url", "topic_prefix", "partitions", "contact_retention",
+                   "bind", "session_timeout")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from ccmon.consumers.run import run_worker
+
+    return run_worker(settings_module.load(args), loglevel=args.loglevel)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ccmon.demo import run_demo
+
+    return run_demo(settings_module.load(args), args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ccmon.produce import run_simulate
+
+    return run_simulate(args) or 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ccmon.produce import run_replay
+
+    return run_replay(args) or 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    say("the WebSocket gateway is not built yet (see the project's open issues)")
+    return 2
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="ccmon", description="Real-time contact-centre monitor. Every setting is a flag "
+        "and a CCMON_* variable; the flag wins.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="the whole system on this machine, embedded broker")
+    settings_module.add_arguments(demo)
+    demo.add_argument("--seed", type=int, default=None, help="simulation seed (default: random)")
+    demo.set_defaults(run=_demo)
+
+    worker = commands.add_parser("worker", help="the stream processor: state, /metrics, alerts")
+    settings_module.add_arguments(worker, WORKER_SETTINGS)
+    worker.add_argument("--loglevel", default="WARNING", help="Faust log level")
+    worker.set_defaults(run=_worker)
+
+    gateway = commands.add_parser("gateway", help="the WebSocket gateway for supervisors")
+    settings_module.add_arguments(gateway, ("ws_port", "tokens", "redis_url", "bind"))
+    gateway.set_defaults(run=_gateway)
+
+    from ccmon.produce import add_replay_arguments, add_simulate_arguments
+
+    simulate = commands.add_parser("simulate", help="realistic synthetic traffic into Kafka")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(run=_simulate)
+
+    replay = commands.add_parser("replay", help="send a JSON-lines file of events to Kafka")
+    add_replay_arguments(replay)
+    replay.set_defaults(run=_replay)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        code = args.run(args)
+    except SettingsError as exc:
+        say(str(exc))
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

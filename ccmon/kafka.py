@@ -1,0 +1,139 @@
+"""Kafka plumbing shared by every ccmon process: reaching the brokers, creating topics, producing.
+
+Unreachable brokers are reported in one line naming the address, then retried (running.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    for_code,
+)
+
+log = logging.getLogger("ccmon.kafka")
+
+RETRY_SECONDS = 2.0
+
+
+def say(line: str) -> None:
+    """One line for the operator on stderr (not a log record: it must show without logging set)."""
+    print(f"ccmon: {line}", file=sys.stderr, flush=True)
+
+
+async def wait_for_brokers(bootstrap: str, *, retry_seconds: float = RETRY_SECONDS) -> None:
+    """Return once the cluster answers metadata; say once per outage that it cannot be reached."""
+    with quiet_aiokafka():  # it would log every failed attempt
+        await _wait_for_brokers(bootstrap, retry_seconds)
+
+
+@contextlib.contextmanager
+def quiet_aiokafka() -> Iterator[None]:
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client_log.setLevel(level)
+
+
+async def _wait_for_brokers(bootstrap: str, retry_seconds: float) -> None:
+    told = False
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+            if told:
+                say(f"Kafka at {bootstrap} is reachable again")
+            return
+        except (KafkaError, OSError, ValueError):
+            if not told:
+                say(f"cannot reach Kafka at {bootstrap}; retrying every {retry_seconds:g}s")
+                told = True
+        finally:
+            await admin.close()
+        await asyncio.sleep(retry_seconds)
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> dict[str, int]:
+    """Create the topics that do not exist yet; return every topic's partition count.
+
+    Raises the broker's `KafkaError` when it refuses to create a topic (other than "exists").
+    """
+    topics = list(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, topics)
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
+            # The broker answers per topic rather than failing the request: "already exists"
+            # means another process created it between our look and our request.
+            for topic, code, *rest in getattr(response, "topic_errors", ()):
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    detail = f": {rest[0]}" if rest and rest[0] else ""
+                    raise for_code(code)(f"cannot create topic {topic!r}{detail}")
+            for _ in range(50):  # creation is asynchronous on the broker side
+                existing = await _partition_counts(admin, topics)
+                if all(t in existing for t in topics):
+                    break
+                await asyncio.sleep(0.1)
+        return existing
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Partition counts of those of `topics` that exist.
+
+    Only topics seen in a list of all topics are described: describing a missing topic by name
+    sends a metadata request that lets the broker auto-create it (aiokafka always asks for that),
+    with the broker's default partition count instead of ours. Tansu does; so does Apache Kafka
+    with `auto.create.topics.enable=true`, its default.
+    """
+    counts: dict[str, int] = {}
+    try:
+        present = set(await admin.list_topics())
+        wanted = [t for t in topics if t in present]
+        described = await admin.describe_topics(wanted) if wanted else []
+    except KafkaError:
+        return counts
+    for topic in described:
+        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts
+
+
+def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
+    """A producer tuned for throughput; `acks=all` so nothing acked is lost."""
+    settings: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "compression_type": None,
+    }
+    settings.update(options)
+    return AIOKafkaProducer(**settings)
+
+
+__all__ = [
+    "KafkaConnectionError",
+    "ensure_topics",
+    "new_producer",
+    "say",
+    "wait_for_brokers",
+]

@@ -1,0 +1,179 @@
+"""Settings of running.md: each one a command-line flag and a `CCMON_*` variable; the flag wins.
+
+A bad value raises `SettingsError` with one line naming the setting; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+
+CHANNELS = ("voice", "chat", "social")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is the one line shown to the user."""
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `5m`, `1.5h`, `1d` -> seconds."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 1d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_windows(text: str) -> tuple[tuple[str, float], ...]:
+    """`5m,15m,1h` -> (("5m", 300.0), ...), labels kept as written (they are label values)."""
+    windows = []
+    for part in text.split(","):
+        label = part.strip()
+        windows.append((label, parse_duration(label)))
+    labels = [label for label, _ in windows]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{text!r} names a window twice")
+    return tuple(windows)
+
+
+def parse_brokers(text: str) -> str:
+    for server in text.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{text!r} is not host:port[,host:port]")
+    return text
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{text!r} is not a TCP port")
+    return port
+
+
+def parse_seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def parse_clock(text: str) -> str:
+    if text not in ("wall", "event"):
+        raise ValueError(f"{text!r} is neither wall nor event")
+    return text
+
+
+def parse_per_queue_seconds(text: str) -> dict[str, float]:
+    """`billing=30,sales=10` -> per-queue overrides of the service-level threshold."""
+    result: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        queue, sep, seconds = part.partition("=")
+        if not sep or not queue:
+            raise ValueError(f"{part!r} is not queue=seconds")
+        result[queue.strip()] = parse_seconds(seconds)
+    return result
+
+
+DEFAULT_WINDOWS = parse_windows("5m,15m,1h")
+DEFAULT_RETENTION = parse_duration("1d")
+
+
+def _setting(default: object, parse: Callable[[str], object], help: str):
+    metadata = {"parse": parse, "help": help}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Settings:
+    brokers: str = _setting(
+        "", parse_brokers, "Kafka bootstrap servers host:port[,host:port] "
+        "(default: embedded broker for demo, localhost:9092 otherwise)")
+    app_id: str = _setting("ccmon", str, "consumer group and internal topic prefix")
+    metrics_port: int = _setting(9464, parse_port, "port of the worker's /metrics")
+    ws_port: int = _setting(8765, parse_port, "port of the gateway (/ws and the supervisor page)")
+    clock: str = _setting("wall", parse_clock, "monitor clock: wall or event")
+    windows: tuple[tuple[str, float], ...] = _setting(
+        DEFAULT_WINDOWS, parse_windows, "sliding windows, e.g. 5m,15m,1h,1d")
+    short_abandon_seconds: float = _setting(5.0, parse_seconds, "short-abandon threshold (0: off)")
+    service_level_seconds: float = _setting(20.0, parse_seconds, "service-level threshold T")
+    service_level_by_queue: dict[str, float] = _setting(  # noqa: RUF009 (a default_factory)
+        {}, parse_per_queue_seconds, "per-queue service-level thresholds, e.g. billing=30,vip=10")
+    rules: str = _setting("", str, "alert rules file (YAML)")
+    tokens: str = _setting("", str, "supervisor tokens file (YAML)")
+    redis_url: str = _setting("", str, "Redis URL for alert state, history and fan-out")
+    topic_prefix: str = _setting("cc", str, "prefix of the input, dead-letter and agent topics")
+    partitions: int = _setting(
+        4, int, "partitions of the topics ccmon creates (inputs when missing, internal topics)")
+    contact_retention: float = _setting(
+        DEFAULT_RETENTION, parse_duration,
+        "how long an ended contact is remembered for late surveys and duplicates")
+    bind: str = _setting("127.0.0.1", str, "address the HTTP servers listen on")
+    session_timeout: float = _setting(
+        30.0, parse_seconds, "seconds Kafka waits for a silent worker before its partitions "
+        "move to the others (failover time)")
+
+    @property
+    def channel_topics(self) -> dict[str, str]:
+        return {channel: f"{self.topic_prefix}.{channel}" for channel in CHANNELS}
+
+    @property
+    def agents_topic(self) -> str:
+        return f"{self.topic_prefix}.agents"
+
+    @property
+    def deadletter_topic(self) -> str:
+        return f"{self.topic_prefix}.deadletter"
+
+    def bootstrap(self) -> str:
+        return self.brokers or "localhost:9092"
+
+    def service_level_threshold(self, queue: str) -> float:
+        return self.service_level_by_queue.get(queue, self.service_level_seconds)
+
+
+def env_name(name: str) -> str:
+    return "CCMON_" + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add one flag per setting (all of them, or `names`), each documenting its variable."""
+    for f in fields(Settings):
+        if names is not None and f.name not in names:
+            continue
+        parser.add_argument(
+            flag_name(f.name), dest=f.name, default=None, metavar="VALUE",
+            help=f"{f.metadata['help']} [{env_name(f.name)}]")
+
+
+def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None,
+         **overrides: object) -> Settings:
+    """Settings from flags (`args`), else `CCMON_*` variables, else defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        flag_value = getattr(args, f.name, None) if args is not None else None
+        if flag_value is not None:
+            raw, source = flag_value, flag_name(f.name)
+        elif env_name(f.name) in environ:
+            raw, source = environ[env_name(f.name)], env_name(f.name)
+        else:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except ValueError as exc:
+            reason = str(exc) if "is not" in str(exc) or "names" in str(exc) else f"{raw!r}: {exc}"
+            raise SettingsError(f"bad setting {source}: {reason}") from None
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,84 @@
+"""The worker's Prometheus collector: every value computed at scrape time, at the monitor clock.
+
+It reads the engine state of the partitions this worker owns, so a scrape of all workers never
+counts a (queue, channel) series twice. Its own registry: nothing of Faust's or the process
+collector's global state leaks in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from ccmon.stream.engine import Intake
+from ccmon.stream.events import REASONS
+from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
+from ccmon.stream.queues import Board
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from ccmon.settings import CHANNELS
+
+
+class MonitorClock:
+    """`now` in Unix ms: wall time, or the largest event ts seen (clock = event).
+
+    It never goes back, so windows only ever slide forward.
+    """
+
+    def __init__(self, mode: str, event_clock: Callable[[], int]) -> None:
+        self.mode = mode
+        self.event_clock = event_clock
+        self.last = 0
+
+    def now(self) -> int:
+        current = self.event_clock() if self.mode == "event" else round(time.time() * 1000)
+        self.last = max(self.last, current)
+        return self.last
+
+
+class KpiCollector:
+    def __init__(self, intake: Intake, boards: Callable[[], Iterator[Board]],
+                 clock: MonitorClock) -> None:
+        self.intake = intake
+        self.boards = boards
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.clock.now()
+        families = {spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+                    for spec in QUEUE_METRICS}
+        for board in self.boards():
+            for name, labels, value in queue_metrics(board, now):
+                families[name].add_metric(labels, value)
+        yield from families.values()
+        yield from self._health(now)
+
+    def _health(self, now: int) -> Iterator[Metric]:
+        intake = self.intake
+        events = CounterMetricFamily("ccmon_events_total", "Valid events applied",
+                                     labels=("channel", "type"))
+        for (channel, kind), count in sorted(intake.events.items()):
+            events.add_metric((channel, kind), count)
+        yield events
+        invalid = CounterMetricFamily("ccmon_events_invalid_total",
+                                      "Events dead-lettered, by reason", labels=("reason",))
+        for reason in REASONS:
+            invalid.add_metric((reason,), intake.invalid.get(reason, 0))
+        yield invalid
+        yield CounterMetricFamily("ccmon_events_duplicate_total", "Duplicates ignored",
+                                  value=intake.duplicates)
+        yield GaugeMetricFamily("ccmon_clock_timestamp_seconds",
+                                "The monitor clock now, Unix seconds", value=now / 1000)
+        last = GaugeMetricFamily("ccmon_last_event_timestamp_seconds",
+                                 "Largest event ts seen per channel", labels=("channel",))
+        for channel in CHANNELS:
+            if channel in intake.last_event_ts:
+                last.add_metric((channel,), intake.last_event_ts[channel] / 1000)
+        yield last
+
+
+def registry_for(collector: KpiCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry

@@ -1,0 +1,81 @@
+"""Starting a worker process: reach Kafka, check the topics, run Faust with the /metrics page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ccmon.kafka import ensure_topics, say, wait_for_brokers
+from ccmon.settings import Settings, SettingsError
+
+from .exporter import KpiCollector, MonitorClock, registry_for
+from .worker import Worker, facts_topic
+
+# aiohttp sets the charset itself and refuses one inside content_type.
+EXPOSITION_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
+
+
+async def input_partitions(settings: Settings) -> int:
+    """Partitions of the input topics (created if missing); they must all be equal, because a
+    contact's state and its events must meet in the same partition number."""
+    bootstrap = settings.bootstrap()
+    await wait_for_brokers(bootstrap)
+    topics = [*settings.channel_topics.values(), settings.agents_topic]
+    counts = await ensure_topics(bootstrap, [*topics, settings.deadletter_topic],
+                                 settings.partitions)
+    inputs = {topic: counts.get(topic) for topic in topics}
+    if len(set(inputs.values())) != 1 or None in inputs.values():
+        listed = ", ".join(f"{topic}={count}" for topic, count in inputs.items())
+        raise SettingsError(f"input topics must have equal partition counts, found {listed}")
+    partitions = next(iter(inputs.values()))
+    # The facts topic must exist before the first group assignment, or Faust assigns none of
+    # its partitions until the next rebalance.
+    facts = facts_topic(settings)
+    counts = await ensure_topics(bootstrap, [facts], partitions)
+    if counts.get(facts) != partitions:
+        raise SettingsError(f"topic {facts} has {counts.get(facts)} partitions, the input "
+                            f"topics {partitions}: delete it or use another CCMON_APP_ID")
+    return partitions
+
+
+def build_worker(settings: Settings, partitions: int, **faust_options: object) -> Worker:
+    worker = Worker(settings, partitions, **faust_options)
+    clock = MonitorClock(settings.clock, worker.event_clock)
+    registry = registry_for(KpiCollector(worker.intake, worker.owned_boards, clock))
+
+    @worker.app.page("/metrics")
+    async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(generate_latest(registry), content_type=EXPOSITION_TYPE)
+
+    return worker
+
+
+def check_port_free(host: str, port: int, setting: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot listen on {host}:{port} ({setting}): {exc.strerror}") from None
+
+
+def run_worker(settings: Settings, loglevel: str = "WARNING") -> int:
+    check_port_free(settings.bind, settings.metrics_port, "CCMON_METRICS_PORT")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # Faust runs on this loop too
+    try:
+        partitions = loop.run_until_complete(input_partitions(settings))
+    except KeyboardInterrupt:
+        return 130
+    worker = build_worker(settings, partitions)
+    say(f"worker {settings.app_id}: consuming {settings.bootstrap()}, {partitions} partitions, "
+        f"metrics on http://{settings.bind}:{settings.metrics_port}/metrics")
+    logging.getLogger("faust").setLevel(loglevel)
+    process = faust.Worker(worker.app, loglevel=loglevel, quiet=True, loop=loop)
+    process.spinner = None  # it writes terminal codes even to files and pipes
+    process.execute_from_commandline()
+    return 0

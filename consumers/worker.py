@@ -1,0 +1,282 @@
+"""`ccmon worker`: the Faust shell around the KPI engine.
+
+Two stages, both batch-first:
+
+1. `intake` consumes the input topics (keyed by contact or agent) and runs each batch through
+   the partition's `Ledger` (stage one). Facts go to the internal `<app_id>-facts` topic keyed
+   by `queue<US>channel`; bad events go to the dead-letter topic with their reason.
+2. `aggregate` consumes the facts and updates the partition's `Board` (stage two). Whoever owns
+   a facts partition owns its (queue, channel) series and is the only one to export them.
+
+State lives in two Faust tables whose changelogs are written once per batch and per changed
+unit (contact, agent, queue live state, minute of samples), never once per event. The engine
+objects are the working copy; the tables are their durable log, replayed at assignment.
+
+Exactness across a crash (at-least-once delivery, no transactions):
+- facts are awaited until acknowledged *before* the ledger changes they cause are logged, so a
+  logged contact state never refers to facts that were lost;
+- a replayed input event is either a duplicate of a logged contact state (nothing happens) or
+  re-sends facts with the same positions, which the board units ignore (see `queues.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+import faust
+import orjson
+from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located, Record
+from ccmon.stream.lifecycle import Fact
+from ccmon.stream.queues import CLOCK, SEP, Board
+from faust.types import Message
+
+from ccmon.settings import Settings
+
+from .fastpath import BatchApp
+
+log = logging.getLogger("ccmon.worker")
+
+BATCH_MAX = 5000
+BATCH_WITHIN = 0.05  # seconds a batch may wait to fill: bounds the latency it adds
+FACTS_PER_MESSAGE = 2000  # ~200 kB: well under Kafka's default 1 MB message limit
+
+
+def facts_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-facts"
+
+
+def _partition_key(partition: int, name: str) -> bytes:
+    # Table keys carry their partition so a partition's state is found again after recovery.
+    return f"{partition}/{name}".encode()
+
+
+class Worker:
+    """The Faust app and the engine state of the partitions this process owns."""
+
+    def __init__(self, settings: Settings, partitions: int, **faust_options: object) -> None:
+        self.settings = settings
+        self.config = EngineConfig.from_settings(settings)
+        self.intake = Intake(self.config)
+        self.boards: dict[int, Board] = {}
+        self._writing: asyncio.Future | None = None  # the latest batch's changelog writes
+        self._clock_sent = 0  # the event clock last told to stage two
+        self.partitions = partitions
+        options: dict[str, object] = {
+            "broker": [f"kafka://{server}" for server in settings.bootstrap().split(",")],
+            "store": "memory://",
+            "topic_partitions": partitions,
+            "processing_guarantee": "at_least_once",
+            "consumer_auto_offset_reset": "earliest",
+            "stream_buffer_maxsize": 4 * BATCH_MAX,
+            "web_enabled": True,
+            "web_port": settings.metrics_port,
+            "web_bind": settings.bind,
+            "web_host": settings.bind,
+            "table_standby_replicas": 0,
+            "producer_acks": -1,
+            "producer_linger_ms": 1,
+            "broker_max_poll_records": BATCH_MAX,
+            "broker_session_timeout": settings.session_timeout,
+            "broker_heartbeat_interval": max(0.5, settings.session_timeout / 10),
+        }
+        options.update(faust_options)
+        self.app = app = BatchApp(settings.app_id, **options)
+        channel_topics = settings.channel_topics
+        self.topic_channels = {topic: channel for channel, topic in channel_topics.items()}
+        self.topic_channels[settings.agents_topic] = None
+        self.inputs = app.topic(*self.topic_channels, key_type=bytes, value_type=bytes,
+                                key_serializer="raw", value_serializer="raw")
+        self.facts = app.topic(facts_topic(settings), key_serializer="raw",
+                               value_serializer="raw", internal=True, partitions=partitions)
+        self.contacts = self._raw_table("contacts", partitions)
+        self.queues = self._raw_table("queues", partitions)
+        app.agent(self.inputs, name="intake")(self._no_events)
+        for topic in self.topic_channels:
+            app.batch_handlers[topic] = self._intake
+        app.agent(self.facts, name="aggregate")(self._aggregate)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        self.queues.on_recover(self._on_queues_recovered)
+
+    def _raw_table(self, name: str, partitions: int) -> faust.Table:
+        """A table of bytes: the engine encodes its own state (orjson), Faust only logs it."""
+        table = self.app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
+        table.key_serializer = table.value_serializer = "raw"  # before its changelog is made
+        return table
+
+    # -- stage one ---------------------------------------------------------------------------
+    @staticmethod
+    async def _no_events(stream: faust.StreamT) -> None:
+        """The input topics' agent: it subscribes them; their messages take the batch path."""
+        async for _ in stream:
+            pass
+
+    async def _intake(self, messages: list[Message]) -> asyncio.Future:
+        """One fetched batch of one input topic, handed over by the batching consumer."""
+        channel = self.topic_channels.get(messages[0].topic)
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        sources: dict[int, str] = {}
+        for message in messages:
+            partition = message.partition
+            source = sources.get(partition)
+            if source is None:
+                source = sources[partition] = f"{message.topic}:{partition}"
+            by_partition[partition].append(
+                Record(source, message.offset, channel, message.value, message.key))
+        facts: list[Located] = []
+        dead: list[DeadLetter] = []
+        for partition, records in by_partition.items():
+            self._ensure_ledger(partition)
+            partition_facts, partition_dead = self.intake.take(partition, records)
+            facts += partition_facts
+            dead += partition_dead
+        sent = [*await self._send_facts(facts), *await self._send_dead_letters(dead),
+                *await self._send_clock()]
+        changes = {partition: self.intake.ledger(partition).take_dirty()
+                   for partition in by_partition}
+        previous, self._writing = self._writing, None
+        self._writing = asyncio.ensure_future(self._log_after(previous, sent, changes))
+        return self._writing
+
+    async def _log_after(self, previous: asyncio.Future | None, sent: list[asyncio.Future],
+                         changes: dict[int, dict]) -> None:
+        """Log a batch's ledger changes once its facts are acknowledged and the previous
+        batch is logged: a logged contact state must never refer to a fact Kafka lacks."""
+        if previous is not None:
+            await previous
+        await asyncio.gather(*sent)
+        await asyncio.gather(*(self._log_changes(self.contacts, partition, partition_changes)
+                               for partition, partition_changes in changes.items()))
+
+    def _ensure_ledger(self, partition: int) -> None:
+        if partition in self.intake.ledgers:
+            return
+        ledger = self.intake.ledger(partition)
+        prefix = f"{partition}/".encode()
+        for key, value in list(self.contacts.data.items()):
+            if key.startswith(prefix) and value is not None:
+                ledger.restore(key[len(prefix):].decode(), orjson.loads(value))
+
+    async def _send_facts(self, facts: list[Located]) -> list[asyncio.Future]:
+        by_key: dict[bytes, list] = defaultdict(list)
+        for located in facts:
+            by_key[f"{located[0]}{SEP}{located[1]}".encode()].append(located)
+        producer = self.app.producer
+        topic = self.facts.get_topic_name()
+        pending = [await producer.send(topic, key, orjson.dumps(batch[i:i + FACTS_PER_MESSAGE]),
+                                       None, None, None)
+                   for key, batch in by_key.items()
+                   for i in range(0, len(batch), FACTS_PER_MESSAGE)]
+        return pending
+
+    async def _send_clock(self) -> list[asyncio.Future]:
+        """Tell every facts partition how far event time has got (see queues.CLOCK)."""
+        latest = self.intake.latest_ts
+        if latest <= self._clock_sent:
+            return []
+        self._clock_sent = latest
+        value = orjson.dumps([("", "", CLOCK, latest, "", None, "", 0)])
+        send = self.app.producer.send
+        topic = self.facts.get_topic_name()
+        return [await send(topic, None, value, partition, None, None)
+                for partition in range(self.partitions)]
+
+    async def _send_dead_letters(self, dead: list[DeadLetter]) -> list[asyncio.Future]:
+        producer = self.app.producer
+        topic = self.settings.deadletter_topic
+        pending = []
+        for record, reason, detail in dead:
+            headers = [("ccmon-reason", reason.encode()), ("ccmon-detail", detail.encode()),
+                       ("ccmon-source", f"{record.source}:{record.offset}".encode())]
+            pending.append(await producer.send(topic, record.key, record.value, None, None,
+                                               headers))
+        return pending
+
+    async def _log_changes(self, table: faust.Table, partition: int, changes: dict) -> None:
+        """Write changed state units to the table's changelog, and wait until Kafka has them.
+
+        Straight to the producer: Faust's `send_changelog` costs a FutureMessage and a buffer
+        round per record. The table's store is kept equal to what was logged.
+        """
+        data = table.data
+        send = self.app.producer.send
+        topic = table.changelog_topic.get_topic_name()
+        pending = []
+        for name, state in changes.items():
+            key = _partition_key(partition, name)
+            value = None if state is None else orjson.dumps(state)
+            pending.append(await send(topic, key, value, partition, None, None))
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        if pending:
+            await asyncio.gather(*pending)
+
+    # -- stage two ---------------------------------------------------------------------------
+    async def _aggregate(self, stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            touched = set()
+            for event in events:
+                partition = event.message.partition
+                board = self.board(partition)
+                apply = board.apply
+                for queue, channel, kind, ts, contact, value, source, position in \
+                        orjson.loads(event.message.value):
+                    if kind == "survey":
+                        value = tuple(value)
+                    apply(Fact(queue, channel, kind, ts, contact, value), source, position)
+                touched.add(partition)
+            for partition in touched:
+                await self._log_changes(self.queues, partition,
+                                        self.boards[partition].take_dirty())
+
+    def board(self, partition: int) -> Board:
+        board = self.boards.get(partition)
+        if board is None:
+            board = self.boards[partition] = Board(self.config.windows, self.config.thresholds)
+            prefix = f"{partition}/".encode()
+            for key, value in list(self.queues.data.items()):
+                if key.startswith(prefix) and value is not None:
+                    board.restore(key[len(prefix):].decode(), orjson.loads(value))
+        return board
+
+    def _assigned_facts_partitions(self) -> set[int]:
+        facts = self.facts.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == facts}
+
+    def owned_boards(self) -> Iterable[Board]:
+        """Boards of the facts partitions assigned to this worker and recovered."""
+        for partition in self._assigned_facts_partitions():
+            board = self.boards.get(partition)
+            if board is not None:
+                yield board
+
+    async def _on_queues_recovered(self) -> None:
+        # Build the boards now, not at the first fact: a quiet queue is still exported.
+        for partition in self._assigned_facts_partitions():
+            self.board(partition)
+
+    async def _on_revoked(self, app: faust.App, revoked: set, **_: object) -> None:
+        # Another worker may change these partitions' state: rebuild from the log if they return.
+        for tp in revoked:
+            if tp.topic == self.facts.get_topic_name():
+                self.boards.pop(tp.partition, None)
+                self._forget(self.queues, tp.partition)
+            elif tp.topic in self.topic_channels and tp.partition in self.intake.ledgers:
+                del self.intake.ledgers[tp.partition]
+                self._forget(self.contacts, tp.partition)
+
+    @staticmethod
+    def _forget(table: faust.Table, partition: int) -> None:
+        """Drop a revoked partition's keys: recovery brings them back, tombstones included."""
+        prefix = f"{partition}/".encode()
+        for key in [key for key in table.data if key.startswith(prefix)]:
+            del table.data[key]
+
+    def event_clock(self) -> int:
+        """The largest event ts this worker has seen, in ms (metrics.md, clock = event)."""
+        return max([self.intake.latest_ts, *(b.latest_ts for b in self.boards.values())])
+

@@ -1,0 +1,125 @@
+"""The KPI engine's entry points: `Intake` (stage one, per input partition) and `Pipeline`
+(both stages in one object: for tests, benchmarks and anything that needs no Kafka).
+
+Records and facts are plain tuples so a batch costs no per-event objects beyond the `Event`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .events import BadEvent, decode
+from .lifecycle import DUPLICATE, Fact, Ledger
+from .queues import Board, Thresholds
+
+FACTS_PER_EVENT = 1024  # positions: offset * FACTS_PER_EVENT + index of the fact in its event
+# (an agent event makes one fact per queue: more than 1024 queues would spill into the next
+# offset's positions, which only matters within one unit, i.e. never for distinct queues)
+
+
+class Record(NamedTuple):
+    """One input message: where it came from and its untouched bytes."""
+
+    source: str  # "topic:partition"
+    offset: int
+    channel: str | None  # the channel of its topic (None for the agents topic)
+    value: bytes
+    key: bytes | None = None  # kept only to dead-letter the message as it came
+
+
+class DeadLetter(NamedTuple):
+    record: Record
+    reason: str  # a code of events.REASONS
+    detail: str
+
+
+# A fact with its origin: (queue, channel, kind, ts, contact, value, source, position).
+# Flat, because it is made for every fact and serialised as is.
+Located = tuple
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    windows: tuple[tuple[str, int], ...] = (("5m", 300_000), ("15m", 900_000), ("1h", 3_600_000))
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    retention_ms: int = 86_400_000
+
+    @classmethod
+    def from_settings(cls, settings) -> EngineConfig:
+        return cls(
+            windows=tuple((label, round(seconds * 1000)) for label, seconds in settings.windows),
+            thresholds=Thresholds(
+                service_level_ms=round(settings.service_level_seconds * 1000),
+                service_level_by_queue={queue: round(s * 1000) for queue, s
+                                        in settings.service_level_by_queue.items()},
+                short_abandon_ms=round(settings.short_abandon_seconds * 1000)),
+            retention_ms=round(settings.contact_retention * 1000))
+
+
+class Intake:
+    """Stage one for the input partitions this process owns, with the health counters."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.ledgers: dict[int, Ledger] = {}  # input partition number -> its ledger
+        self.events = Counter[tuple[str, str]]()  # (channel, type) -> valid events applied
+        self.invalid = Counter[str]()  # reason -> dead-lettered events
+        self.duplicates = 0
+        self.last_event_ts: dict[str, int] = {}  # channel -> largest ts (ms)
+        self.latest_ts = 0  # largest ts of any valid event: the event clock
+
+    def ledger(self, partition: int) -> Ledger:
+        ledger = self.ledgers.get(partition)
+        if ledger is None:
+            ledger = self.ledgers[partition] = Ledger(self.config.retention_ms)
+        return ledger
+
+    def take(self, partition: int, records: Iterable[Record]) -> tuple[list[Located],
+                                                                       list[DeadLetter]]:
+        """Apply a batch of one partition's records: the facts to aggregate, the dead letters."""
+        ledger = self.ledger(partition)
+        facts: list[Located] = []
+        dead: list[DeadLetter] = []
+        events, last_ts = self.events, self.last_event_ts
+        for record in records:
+            try:
+                event = decode(record.value, record.channel)
+                caused = ledger.apply(event)
+            except BadEvent as bad:
+                self.invalid[bad.reason] += 1
+                dead.append(DeadLetter(record, bad.reason, bad.detail))
+                continue
+            if event.ts > self.latest_ts:  # a repeat is still a valid event seen
+                self.latest_ts = event.ts
+            if caused is DUPLICATE:
+                self.duplicates += 1
+                continue
+            channel = event.channel or ""  # agent events: an empty label, i.e. none
+            events[(channel, event.type)] += 1
+            if event.channel is not None and event.ts > last_ts.get(channel, 0):
+                last_ts[channel] = event.ts
+            position = record.offset * FACTS_PER_EVENT
+            source = record.source
+            for fact in caused:
+                facts.append((*fact, source, position))
+                position += 1
+        return facts, dead
+
+
+class Pipeline:
+    """Both stages in one process, no Kafka: feed records, read metrics at `now`."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config = config or EngineConfig()
+        self.intake = Intake(config)
+        self.board = Board(config.windows, config.thresholds)
+        self.dead: list[DeadLetter] = []
+
+    def feed(self, records: Iterable[Record], partition: int = 0) -> None:
+        facts, dead = self.intake.take(partition, records)
+        self.dead.extend(dead)
+        for located in facts:
+            self.board.apply(Fact(*located[:6]), located[6], located[7])

@@ -1,0 +1,195 @@
+"""Decoding and validation of v1 contact-centre events (events.md).
+
+`decode` turns one Kafka message value into an `Event`, or raises `BadEvent` with a reason
+code (the `reason` label of `ccmon_events_invalid_total`) and a detail for the dead-letter.
+Lifecycle checks need state and live in `lifecycle.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+CHANNELS = frozenset(("voice", "chat", "social"))
+AGENT_STATES = ("available", "busy", "acw", "away", "offline")
+SURVEY_RANGES = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+
+CONTACT_TYPES = frozenset((
+    "contact.queued", "contact.answered", "contact.hold_started", "contact.hold_ended",
+    "contact.transferred", "contact.abandoned", "contact.ended", "survey.submitted",
+))
+AGENT_TYPE = "agent.state"
+TYPES = CONTACT_TYPES | {AGENT_TYPE}
+
+# The closed set of reason codes: a metric label, so it must stay small and fixed.
+REASONS = (
+    "not_utf8", "invalid_json", "not_object", "missing_field", "wrong_type", "bad_value",
+    "unknown_type", "bad_ts", "channel_mismatch", "lifecycle",
+)
+
+
+class BadEvent(Exception):
+    """An event that must be dead-lettered: `reason` is a code of REASONS, `detail` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Event:
+    """A valid v1 event, normalised: `ts` in Unix milliseconds, `channel` resolved (None for
+    agents), `wrap_seconds` in milliseconds. Whole milliseconds keep window edges and sums exact.
+    """
+
+    event_id: str
+    type: str
+    ts: int
+    channel: str | None
+    contact_id: str = ""
+    queue: str | None = None  # queued (req), survey (opt)
+    to_queue: str = ""  # transferred
+    agent_id: str | None = None  # answered (opt), agent.state (req)
+    resolved: bool | None = None
+    wrap_ms: int = 0
+    kind: str = ""  # survey kind
+    score: int = 0
+    state: str = ""  # agent state
+    queues: tuple[str, ...] = ()
+
+
+def parse_ts(value: object) -> int:
+    """RFC 3339 with an offset, or epoch seconds -> Unix milliseconds (the engine's resolution)."""
+    if isinstance(value, bool):
+        raise BadEvent("bad_ts", "ts is a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise BadEvent("bad_ts", f"ts {value!r} is not finite")
+        return round(value * 1000)
+    if not isinstance(value, str):
+        raise BadEvent("bad_ts", "ts is neither an RFC 3339 string nor a number")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadEvent("bad_ts", f"ts {value[:64]!r} is not RFC 3339") from None
+    if parsed.tzinfo is None or len(value) < 20 or value[10] not in "Tt ":
+        raise BadEvent("bad_ts", f"ts {value[:64]!r} has no date-time with offset")
+    return round(parsed.timestamp() * 1000)
+
+
+def _text(event: dict, name: str, *, required: bool = True, limit: int = 256) -> str | None:
+    value = event.get(name)
+    if value is None:
+        if required:
+            raise BadEvent("missing_field", f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise BadEvent("wrong_type", f"{name} must be a string")
+    if not 1 <= len(value) <= limit:
+        raise BadEvent("bad_value", f"{name} must have 1 to {limit} characters")
+    return value
+
+
+def decode(raw: bytes, topic_channel: str | None = None) -> Event:
+    """One message value -> Event. `topic_channel` is the channel of the topic it came from."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if isinstance(raw, bytes | bytearray | memoryview):
+            try:
+                bytes(raw).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadEvent("not_utf8", "the value is not UTF-8") from None
+        raise BadEvent("invalid_json", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadEvent("not_object", f"the value is a JSON {type(data).__name__}, not an object")
+    return validate(data, topic_channel)
+
+
+def validate(data: dict, topic_channel: str | None = None) -> Event:
+    event_id = _text(data, "event_id", limit=128)
+    kind = data.get("type")
+    if kind is None:
+        raise BadEvent("missing_field", "type is required")
+    if kind not in TYPES:
+        raise BadEvent("unknown_type", f"type {str(kind)[:64]!r} is not a v1 event type")
+    if "ts" not in data:
+        raise BadEvent("missing_field", "ts is required")
+    ts = parse_ts(data["ts"])
+    channel = data.get("channel")
+    if channel is not None:
+        if not isinstance(channel, str):
+            raise BadEvent("wrong_type", "channel must be a string")
+        if channel not in CHANNELS:
+            raise BadEvent("bad_value", f"channel {channel[:32]!r} is not voice, chat or social")
+        if topic_channel is not None and channel != topic_channel:
+            raise BadEvent(
+                "channel_mismatch", f"channel {channel} arrived on the {topic_channel} topic")
+    if kind == AGENT_TYPE:
+        return _agent_event(data, event_id, ts)
+    channel = channel or topic_channel
+    if channel is None:
+        raise BadEvent("missing_field", "channel is required on a topic of no channel")
+    event = Event(event_id, kind, ts, channel, _text(data, "contact_id"))
+    if kind == "contact.queued":
+        event.queue = _text(data, "queue")
+        _text(data, "customer_id", required=False)
+    elif kind == "contact.answered":
+        event.agent_id = _text(data, "agent_id", required=False)
+    elif kind == "contact.transferred":
+        event.to_queue = _text(data, "to_queue")
+    elif kind == "contact.ended":
+        resolved = data.get("resolved")
+        if resolved is not None and not isinstance(resolved, bool):
+            raise BadEvent("wrong_type", "resolved must be a boolean")
+        event.resolved = resolved
+        wrap = data.get("wrap_seconds", 0)
+        if wrap is None:
+            wrap = 0
+        if isinstance(wrap, bool) or not isinstance(wrap, int | float):
+            raise BadEvent("wrong_type", "wrap_seconds must be a number")
+        if not (math.isfinite(wrap) and wrap >= 0):
+            raise BadEvent("bad_value", "wrap_seconds must be a finite number >= 0")
+        event.wrap_ms = round(wrap * 1000)
+    elif kind == "survey.submitted":
+        _survey(data, event)
+    return event
+
+
+def _survey(data: dict, event: Event) -> None:
+    kind = data.get("kind")
+    if kind is None:
+        raise BadEvent("missing_field", "kind is required")
+    if kind not in SURVEY_RANGES:
+        raise BadEvent("bad_value", f"kind {str(kind)[:32]!r} is not csat, nps or ces")
+    score = data.get("score")
+    if score is None:
+        raise BadEvent("missing_field", "score is required")
+    if isinstance(score, bool) or not isinstance(score, int):
+        raise BadEvent("wrong_type", "score must be an integer")
+    low, high = SURVEY_RANGES[kind]
+    if not low <= score <= high:
+        raise BadEvent("bad_value", f"{kind} score {score} is outside {low}..{high}")
+    event.kind = kind
+    event.score = score
+    event.queue = _text(data, "queue", required=False)
+
+
+def _agent_event(data: dict, event_id: str, ts: int) -> Event:
+    agent_id = _text(data, "agent_id")
+    state = data.get("state")
+    if state is None:
+        raise BadEvent("missing_field", "state is required")
+    if state not in AGENT_STATES:
+        raise BadEvent("bad_value", f"state {str(state)[:32]!r} is not an agent state")
+    queues = data.get("queues")
+    if queues is None:
+        raise BadEvent("missing_field", "queues is required")
+    if not isinstance(queues, list) or not all(isinstance(q, str) and q for q in queues):
+        raise BadEvent("wrong_type", "queues must be a list of queue names")
+    return Event(event_id, AGENT_TYPE, ts, None, agent_id=agent_id, state=state,
+                 queues=tuple(dict.fromkeys(queues)))

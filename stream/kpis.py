@@ -1,0 +1,120 @@
+"""The contract's queue metrics (metrics.md), computed from a `Board` at the monitor clock `now`.
+
+`queue_metrics` yields `(name, labels, value)`; ratios and means with no samples in the
+window yield nothing (absent, never 0), counts always yield a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from . import queues as q
+from .queues import Board
+
+
+class MetricSpec(NamedTuple):
+    name: str
+    labels: tuple[str, ...]
+    help: str
+
+
+QUEUE_LABELS = ("queue", "channel")
+WINDOW_LABELS = ("queue", "channel", "window")
+
+STATE_GAUGES = (
+    MetricSpec("ccmon_queue_waiting_contacts", QUEUE_LABELS, "Contacts waiting in the queue"),
+    MetricSpec("ccmon_queue_oldest_wait_seconds", QUEUE_LABELS,
+               "Wait so far of the longest-waiting contact; 0 when none waits"),
+    MetricSpec("ccmon_contacts_in_conversation", QUEUE_LABELS,
+               "Contacts in an open conversation segment of this queue"),
+    MetricSpec("ccmon_contacts_on_hold", QUEUE_LABELS,
+               "Contacts in conversation in this queue that are on hold"),
+)
+AGENTS = MetricSpec("ccmon_agents", ("queue", "state"),
+                    "Agents whose latest state is `state` and who serve this queue")
+
+
+def _count(index: int):
+    return lambda sums: sums[index]
+
+
+def _mean(total: int, count: int, scale: float = 1.0):
+    return lambda sums: sums[total] / sums[count] * scale if sums[count] else None
+
+
+def _abandon_ratio(sums: list) -> float | None:
+    counted_abandons = sums[q.ABANDONS] - sums[q.SHORT_ABANDONS]
+    offered = sums[q.ANSWERS] + counted_abandons
+    return counted_abandons / offered if offered else None
+
+
+def _service_level(sums: list) -> float | None:
+    offered = sums[q.ANSWERS] + sums[q.ABANDONS] - sums[q.SHORT_ABANDONS]
+    return sums[q.ANSWERS_IN_SL] / offered if offered else None
+
+
+def _nps(sums: list) -> float | None:
+    if not sums[q.NPS]:
+        return None
+    return 100.0 * (sums[q.NPS_PROMOTERS] - sums[q.NPS_DETRACTORS]) / sums[q.NPS]
+
+
+# Each windowed metric and how it derives from a window's sums (None: absent).
+WINDOWED = (
+    (MetricSpec("ccmon_offered_contacts", WINDOW_LABELS, "Entries into the queue (queued and "
+                "transferred in)"), _count(q.OFFERED)),
+    (MetricSpec("ccmon_answered_contacts", WINDOW_LABELS, "Answers"), _count(q.ANSWERS)),
+    (MetricSpec("ccmon_abandoned_contacts", WINDOW_LABELS, "Abandons, short ones included"),
+     _count(q.ABANDONS)),
+    (MetricSpec("ccmon_short_abandoned_contacts", WINDOW_LABELS,
+                "Abandons whose wait was under the short-abandon threshold"),
+     _count(q.SHORT_ABANDONS)),
+    (MetricSpec("ccmon_transferred_contacts", WINDOW_LABELS,
+                "Transfers out of the queue, while waiting or in conversation"),
+     _count(q.TRANSFERS)),
+    (MetricSpec("ccmon_abandon_ratio", WINDOW_LABELS,
+                "(abandoned - short) / (answered + abandoned - short)"), _abandon_ratio),
+    (MetricSpec("ccmon_service_level_ratio", WINDOW_LABELS,
+                "Answered within the service-level threshold / (answered + abandoned - short)"),
+     _service_level),
+    (MetricSpec("ccmon_answer_wait_seconds_avg", WINDOW_LABELS,
+                "Mean wait of the answered (ASA; first response time for chat and social)"),
+     _mean(q.ANSWER_WAIT, q.ANSWERS, 0.001)),
+    (MetricSpec("ccmon_abandon_wait_seconds_avg", WINDOW_LABELS,
+                "Mean wait of the abandoned, short ones included"),
+     _mean(q.ABANDON_WAIT, q.ABANDONS, 0.001)),
+    (MetricSpec("ccmon_hold_seconds_avg", WINDOW_LABELS, "Mean length of the holds that closed"),
+     _mean(q.HOLD_TIME, q.HOLDS, 0.001)),
+    (MetricSpec("ccmon_handle_seconds_avg", WINDOW_LABELS,
+                "Mean handle time of the conversation segments that closed (plus wrap-up)"),
+     _mean(q.HANDLE_TIME, q.HANDLES, 0.001)),
+    (MetricSpec("ccmon_csat_ratio", WINDOW_LABELS, "Share of csat scores of 4 or 5"),
+     _mean(q.CSAT_GOOD, q.CSAT)),
+    (MetricSpec("ccmon_nps_score", WINDOW_LABELS,
+                "100 x (share of nps 9-10 - share of nps 0-6)"), _nps),
+    (MetricSpec("ccmon_ces_avg", WINDOW_LABELS, "Mean ces score"), _mean(q.CES_TOTAL, q.CES)),
+)
+
+QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED))
+
+
+def queue_metrics(board: Board, now: int) -> Iterator[tuple[str, tuple[str, ...], float]]:
+    """Every queue series of the board at `now` (Unix ms); advances the board's clock."""
+    board.advance(now)
+    now = board.now
+    waiting, oldest, talking, on_hold = (spec.name for spec in STATE_GAUGES)
+    for (queue, channel), stats in board.queues.items():
+        labels = (queue, channel)
+        yield waiting, labels, len(stats.waiting)
+        yield oldest, labels, stats.oldest_wait_ms(now) / 1000
+        yield talking, labels, len(stats.talking)
+        yield on_hold, labels, stats.on_hold()
+        for label, sums in zip(board.window_labels, stats.windows.sums, strict=True):
+            window_labels = (queue, channel, label)
+            for spec, derive in WINDOWED:
+                value = derive(sums)
+                if value is not None:
+                    yield spec.name, window_labels, value
+    for queue, state, count in board.agent_counts():
+        yield AGENTS.name, (queue, state), count

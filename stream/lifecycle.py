@@ -1,0 +1,271 @@
+"""Stage one of the KPI engine: each contact's and agent's lifecycle, turned into queue facts.
+
+A `Ledger` holds the state of the contacts and agents of one input partition. `apply` checks
+an event against the lifecycle of events.md and returns the facts it causes, each addressed
+to the (queue, channel) it counts for. Facts are what stage two (`queues.py`) aggregates.
+Pure and deterministic: the same state and event always give the same facts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .events import AGENT_TYPE, BadEvent, Event
+
+# Fact kinds. Each is counted when the event that closes it falls inside a window (metrics.md).
+ENTERED = "entered"  # starts waiting in the queue (queued, transferred in)
+ANSWERED = "answered"  # value: wait (ms); opens a conversation segment
+ABANDONED = "abandoned"  # value: wait in ms
+WAIT_TRANSFERRED = "wait_transferred"  # left the queue by transfer while waiting
+HOLD_STARTED = "hold_started"
+HOLD_ENDED = "hold_ended"  # value: hold length in ms
+ENDED = "ended"  # value: handle time in ms (segment + wrap); closes the segment
+TALK_TRANSFERRED = "talk_transferred"  # value: segment length in ms; closes it by transfer
+SURVEY = "survey"  # value: (kind, score)
+AGENT = "agent"  # contact: agent id; value: state, or None when the agent left the queue
+
+AGENTS_CHANNEL = ""  # agent facts are per queue only: `ccmon_agents` has no channel label
+
+AGENT_DEDUP_IDS = 256  # an agent's recent event ids kept to spot duplicates
+
+
+class Fact(NamedTuple):
+    queue: str
+    channel: str
+    kind: str
+    ts: int  # Unix ms of the event that caused it
+    contact: str  # internal identity (contact or agent id): never a metric label
+    value: object = None
+
+
+DUPLICATE: list[Fact] = []  # returned (by identity) for a repeated event_id
+
+FINISHED = ("ended", "abandoned", "surveyed")  # "surveyed": known only from a survey
+
+
+@dataclass(slots=True)
+class Contact:
+    channel: str
+    status: str  # waiting | talking | one of FINISHED
+    queue: str  # where it waits, or the queue of its conversation segment
+    since: int  # entry into the queue, or start of the segment (ms)
+    last_ts: int
+    hold_since: int | None = None
+    answered_queue: str | None = None
+    waited_queue: str | None = None
+    event_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> list:
+        return [self.channel, self.status, self.queue, self.since, self.last_ts, self.hold_since,
+                self.answered_queue, self.waited_queue, self.event_ids]
+
+    @classmethod
+    def from_json(cls, data: list) -> Contact:
+        return cls(*data)
+
+
+@dataclass(slots=True)
+class Agent:
+    state: str
+    queues: tuple[str, ...]
+    last_ts: int
+    event_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> list:
+        return [self.state, list(self.queues), self.last_ts, self.event_ids]
+
+    @classmethod
+    def from_json(cls, data: list) -> Agent:
+        return cls(data[0], tuple(data[1]), data[2], data[3])
+
+
+def contact_key(channel: str, contact_id: str) -> str:
+    # Platforms number their contacts independently: the same id on two channels is two contacts.
+    return f"{channel}\x1f{contact_id}"
+
+
+def agent_key(agent_id: str) -> str:
+    return f"agent\x1f{agent_id}"
+
+
+class Ledger:
+    """Contacts and agents of one partition. Mutations are recorded in `dirty` for persistence."""
+
+    def __init__(self, retention_ms: int = 86_400_000):
+        self.contacts: dict[str, Contact] = {}
+        self.agents: dict[str, Agent] = {}
+        self.retention = retention_ms
+        self.dirty: set[str] = set()  # keys changed (or removed) since `take_dirty`
+        self._finished: list[tuple[int, str]] = []  # (finish ts, key) of finished contacts
+
+    # -- persistence -----------------------------------------------------------------------
+    def restore(self, key: str, data: list) -> None:
+        if key.startswith("agent\x1f"):
+            self.agents[key] = Agent.from_json(data)
+            return
+        contact = Contact.from_json(data)
+        self.contacts[key] = contact
+        if contact.status in FINISHED:
+            heapq.heappush(self._finished, (contact.last_ts, key))
+
+    def take_dirty(self) -> dict[str, list | None]:
+        """Changed keys with their serialisable state (None: forget the key)."""
+        out: dict[str, list | None] = {}
+        for key in self.dirty:
+            state = self.agents.get(key) or self.contacts.get(key)
+            out[key] = state.to_json() if state is not None else None
+        self.dirty.clear()
+        return out
+
+    def expire(self, now: int) -> None:
+        """Forget contacts finished more than the retention ago (late surveys, duplicates)."""
+        horizon = now - self.retention
+        finished = self._finished
+        while finished and finished[0][0] <= horizon:
+            ts, key = heapq.heappop(finished)
+            contact = self.contacts.get(key)
+            if contact is not None and contact.status in FINISHED and contact.last_ts == ts:
+                del self.contacts[key]
+                self.dirty.add(key)
+
+    # -- the lifecycle ---------------------------------------------------------------------
+    def apply(self, event: Event) -> list[Fact]:
+        """Facts caused by a valid event; DUPLICATE for a repeat; BadEvent('lifecycle') if wrong."""
+        if event.type == AGENT_TYPE:
+            return self._agent(event)
+        key = contact_key(event.channel, event.contact_id)
+        contact = self.contacts.get(key)
+        if contact is not None:
+            if event.event_id in contact.event_ids:
+                return DUPLICATE
+            if event.ts < contact.last_ts:
+                raise BadEvent("lifecycle", f"{event.type} is older than the contact's last event")
+        handler = _HANDLERS[event.type]
+        facts = handler(self, event, contact, key)
+        contact = self.contacts.get(key)
+        if contact is not None:
+            contact.event_ids.append(event.event_id)
+            contact.last_ts = max(contact.last_ts, event.ts)
+            if contact.status in FINISHED:  # (re)schedule forgetting it
+                heapq.heappush(self._finished, (contact.last_ts, key))
+            self.dirty.add(key)
+        return facts
+
+    def _queued(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        if contact is not None and contact.status != "surveyed":
+            raise BadEvent("lifecycle", "contact.queued for a contact already known")
+        self.contacts[key] = Contact(event.channel, "waiting", event.queue, event.ts, event.ts,
+                                     waited_queue=event.queue,
+                                     event_ids=contact.event_ids if contact else [])
+        return [Fact(event.queue, event.channel, ENTERED, event.ts, key)]
+
+    def _answered(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        contact = _require(contact, "waiting", event)
+        wait = event.ts - contact.since
+        contact.status, contact.since, contact.answered_queue = "talking", event.ts, contact.queue
+        return [Fact(contact.queue, contact.channel, ANSWERED, event.ts, key, wait)]
+
+    def _abandoned(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        contact = _require(contact, "waiting", event)
+        contact.status = "abandoned"
+        return [Fact(contact.queue, contact.channel, ABANDONED, event.ts, key,
+                     event.ts - contact.since)]
+
+    def _hold_started(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        contact = _require(contact, "talking", event)
+        if contact.hold_since is not None:
+            raise BadEvent("lifecycle", "contact.hold_started while already on hold")
+        contact.hold_since = event.ts
+        return [Fact(contact.queue, contact.channel, HOLD_STARTED, event.ts, key)]
+
+    def _hold_ended(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        contact = _require(contact, "talking", event)
+        if contact.hold_since is None:
+            raise BadEvent("lifecycle", "contact.hold_ended without a hold")
+        return [self._close_hold(contact, event.ts, key)]
+
+    def _close_hold(self, contact: Contact, ts: int, key: str) -> Fact:
+        length = ts - contact.hold_since
+        contact.hold_since = None
+        return Fact(contact.queue, contact.channel, HOLD_ENDED, ts, key, length)
+
+    def _transferred(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        if contact is None or contact.status not in ("waiting", "talking"):
+            raise BadEvent("lifecycle", _not_state(event, contact, "waiting or talking"))
+        ts, facts = event.ts, []
+        if contact.status == "waiting":
+            facts.append(Fact(contact.queue, contact.channel, WAIT_TRANSFERRED, ts, key,
+                              ts - contact.since))
+        else:
+            if contact.hold_since is not None:
+                facts.append(self._close_hold(contact, ts, key))
+            facts.append(Fact(contact.queue, contact.channel, TALK_TRANSFERRED, ts, key,
+                              ts - contact.since))
+        contact.status, contact.queue, contact.since = "waiting", event.to_queue, ts
+        contact.waited_queue = event.to_queue
+        facts.append(Fact(event.to_queue, contact.channel, ENTERED, ts, key))
+        return facts
+
+    def _ended(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        contact = _require(contact, "talking", event)
+        facts = []
+        if contact.hold_since is not None:
+            facts.append(self._close_hold(contact, event.ts, key))
+        handle = event.ts - contact.since + event.wrap_ms
+        facts.append(Fact(contact.queue, contact.channel, ENDED, event.ts, key, handle))
+        contact.status = "ended"
+        return facts
+
+    def _survey(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
+        queue = event.queue
+        if queue is None and contact is not None:
+            queue = contact.answered_queue or contact.waited_queue
+        if queue is None:
+            raise BadEvent("lifecycle", "survey for an unknown contact that names no queue")
+        if contact is None:  # remembered, so that a repeat of this survey is a duplicate
+            self.contacts[key] = Contact(event.channel, "surveyed", queue, event.ts, event.ts)
+        return [Fact(queue, event.channel, SURVEY, event.ts, key, (event.kind, event.score))]
+
+    def _agent(self, event: Event) -> list[Fact]:
+        key = agent_key(event.agent_id)
+        agent = self.agents.get(key)
+        if agent is None:
+            agent = self.agents[key] = Agent("", (), event.ts)
+        elif event.event_id in agent.event_ids:
+            return DUPLICATE
+        agent.event_ids.append(event.event_id)
+        del agent.event_ids[:-AGENT_DEDUP_IDS]
+        self.dirty.add(key)
+        if event.ts < agent.last_ts:
+            return []  # valid, but a later state is already known: the latest one counts
+        facts = [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, None)
+                 for q in agent.queues if q not in event.queues]
+        facts += [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, event.state)
+                  for q in event.queues]
+        agent.state, agent.queues, agent.last_ts = event.state, event.queues, event.ts
+        return facts
+
+
+def _not_state(event: Event, contact: Contact | None, wanted: str) -> str:
+    now = "unknown" if contact is None else contact.status
+    return f"{event.type} for a contact that is {now}, not {wanted}"
+
+
+def _require(contact: Contact | None, status: str, event: Event) -> Contact:
+    if contact is None or contact.status != status:
+        raise BadEvent("lifecycle", _not_state(event, contact, status))
+    return contact
+
+
+_HANDLERS = {
+    "contact.queued": Ledger._queued,
+    "contact.answered": Ledger._answered,
+    "contact.abandoned": Ledger._abandoned,
+    "contact.hold_started": Ledger._hold_started,
+    "contact.hold_ended": Ledger._hold_ended,
+    "contact.transferred": Ledger._transferred,
+    "contact.ended": Ledger._ended,
+    "survey.submitted": Ledger._survey,
+}

@@ -1,0 +1,44 @@
+"""Session-wide real servers for the tests: Apache Kafka, tansu and Redis, each started once.
+
+Each fixture yields a `servers.Server` (`.address`, `.url`, `.stop()`, `.kill()`); the servers'
+logs are in the session's `workdir`. A test that stops or kills a server must start its own
+instead of using these.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import servers
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def kafka(workdir: Path) -> Iterator[servers.Server]:
+    server = servers.start_kafka(workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tansu(workdir: Path) -> Iterator[servers.Server]:
+    server = servers.start_tansu(workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir: Path) -> Iterator[servers.Server]:
+    server = servers.start_redis(workdir)
+    yield server
+    server.stop()

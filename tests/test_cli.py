@@ -1,0 +1,83 @@
+"""Bad settings and unreachable servers: one clear line, never a traceback (running.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ccmon.embedded import free_port, start_tansu
+from ccmon.settings import SettingsError, load, parse_duration, parse_windows
+
+
+def ccmon(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ccmon", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})},
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (["--windows", "5x"], {}, "--windows"),
+    ([], {"CCMON_WINDOWS": "5m,5m"}, "CCMON_WINDOWS"),
+    (["--clock", "sundial"], {}, "--clock"),
+    ([], {"CCMON_METRICS_PORT": "99999"}, "CCMON_METRICS_PORT"),
+    (["--brokers", "nohostport"], {}, "--brokers"),
+    (["--service-level-by-queue", "billing"], {}, "--service-level-by-queue"),
+])
+def test_bad_setting_is_one_line_naming_it(args, env, named):
+    result = ccmon("worker", *args, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and lines[0].startswith("ccmon: ")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_metrics_port_in_use_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = ccmon("worker", "--metrics-port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"ccmon: cannot listen on 127.0.0.1:{port} (CCMON_METRICS_PORT): Address already in use")
+
+
+def test_unreachable_broker_is_said_once_and_retried(tmp_path):
+    port = free_port()  # nothing listens there yet
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ccmon", "worker", "--brokers", f"127.0.0.1:{port}",
+         "--metrics-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        first = process.stdout.readline()
+        assert first.strip() == f"ccmon: cannot reach Kafka at 127.0.0.1:{port}; retrying every 2s"
+        with start_tansu(port, log_path=tmp_path / "tansu.log"):
+            assert process.stdout.readline().strip() == \
+                f"ccmon: Kafka at 127.0.0.1:{port} is reachable again"
+            assert process.stdout.readline().startswith("ccmon: worker ccmon: consuming")
+            process.terminate()
+            rest = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in rest
+
+
+def test_flag_wins_over_variable():
+    import argparse
+
+    args = argparse.Namespace(windows="1h", clock=None)
+    settings = load(args, environ={"CCMON_WINDOWS": "5m", "CCMON_CLOCK": "event"})
+    assert settings.windows == (("1h", 3600.0),)
+    assert settings.clock == "event"
+
+
+def test_setting_parsers():
+    assert parse_duration("1.5h") == 5400
+    assert parse_windows("5m, 1d") == (("5m", 300.0), ("1d", 86400.0))
+    with pytest.raises(SettingsError, match="CCMON_SHORT_ABANDON_SECONDS"):
+        load(environ={"CCMON_SHORT_ABANDON_SECONDS": "-1"})
