@@ -53,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole system on this machine, embedded broker")
     settings_module.add_arguments(demo)
     demo.add_argument("--seed", type=int, default=None, help="simulation seed (default: random)")
+    demo.add_argument("--scale", type=float, default=1.0,
+                      help="size of the simulated centre (default 1: about 4,000 contacts a day)")
     demo.set_defaults(run=_demo)
 
     worker = commands.add_parser("worker", help="the stream processor: state, /metrics, alerts")

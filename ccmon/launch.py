@@ -22,14 +22,15 @@ __all__ = ["Samples", "ccmon_process", "scrape", "stop", "total", "try_scrape", 
 
 
 def ccmon_process(command: list[str], settings: Mapping[str, object], log_path: Path,
-                  extra_env: Mapping[str, str] | None = None) -> subprocess.Popen:
+                  extra_env: Mapping[str, str] | None = None,
+                  **popen_options: object) -> subprocess.Popen:
     """`ccmon COMMAND...` as a child process, settings passed as CCMON_* variables."""
     env = dict(os.environ)
     env.update({env_name(name): str(value) for name, value in settings.items()})
     env.update(extra_env or {})
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     return subprocess.Popen([sys.executable, "-m", "ccmon", *command], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen_options)
 
 
 def scrape(url: str, timeout: float = 5.0) -> Samples:

@@ -1,0 +1,185 @@
+"""`ccmon demo`: the whole system on one machine, in one terminal.
+
+An embedded broker (tansu) unless `CCMON_BROKERS` is set, then a worker and the simulator as
+child processes, each with its own log file. The demo prints the URLs and a live status line,
+and stops everything in order on Ctrl-C or SIGTERM: traffic first, then the worker, then the
+broker. A child that dies is reported in one line with its log, and the demo exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from ccmon.consumers.run import check_port_free
+from ccmon.embedded import EmbeddedBrokerError, start_tansu, stop_process
+from ccmon.kafka import say, wait_for_brokers
+from ccmon.launch import Samples, ccmon_process, total, try_scrape
+from ccmon.settings import Settings, env_name
+
+# On tansu a worker needs about half its session timeout to join its group: keep it short, as
+# the demo is one worker that nobody else shares partitions with.
+DEMO_SESSION_TIMEOUT = 6
+STATUS_EVERY_S = 1.0
+STATUS_LINE_EVERY_S = 30.0  # when stdout is not a terminal: a plain line now and then
+WORKER_STOP_S = 15.0
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the demo dies without stopping us (SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def child_settings(settings: Settings, args: argparse.Namespace, bootstrap: str,
+                   environ: dict[str, str]) -> dict[str, object]:
+    """The demo's settings for its children: the flags it was given, the broker it runs."""
+    values: dict[str, object] = {field.name: getattr(args, field.name)
+                                 for field in fields(Settings)
+                                 if getattr(args, field.name, None) is not None}
+    values["brokers"] = bootstrap
+    if "session_timeout" not in values and env_name("session_timeout") not in environ:
+        values["session_timeout"] = DEMO_SESSION_TIMEOUT
+    return values
+
+
+def status(samples: Samples | None) -> str:
+    if samples is None:
+        return "worker starting…"
+
+    def of(name: str, **labels: str) -> int:
+        wanted = set(labels.items())
+        return round(sum(value for (sample, sample_labels), value in samples.items()
+                         if sample == name and wanted <= sample_labels))
+
+    return (f"events {total(samples, 'ccmon_events_total'):,.0f} · "
+            f"waiting {of('ccmon_queue_waiting_contacts')} · "
+            f"talking {of('ccmon_contacts_in_conversation')} · "
+            f"on hold {of('ccmon_contacts_on_hold')} · "
+            f"agents available {of('ccmon_agents', state='available')} · "
+            f"dead-lettered {total(samples, 'ccmon_events_invalid_total'):,.0f}")
+
+
+class Demo:
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.settings = settings
+        self.args = args
+        self.stopping = threading.Event()
+        self.log_dir = Path(tempfile.mkdtemp(prefix="ccmon-demo-"))
+        self.children: dict[str, subprocess.Popen] = {}
+        self.broker = None
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping.set()
+
+    def run(self) -> int:
+        check_port_free(self.settings.bind, self.settings.metrics_port, "CCMON_METRICS_PORT")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        try:
+            bootstrap = self._broker()
+            if bootstrap is None:
+                return 0
+            values = child_settings(self.settings, self.args, bootstrap, dict(os.environ))
+            seed = self.args.seed if self.args.seed is not None else int(time.time()) % 100_000
+            metrics_url = f"http://{self.settings.bind}:{self.settings.metrics_port}/metrics"
+            self._start("worker", ["worker"], values)
+            traffic = ["simulate", "--seed", str(seed), "--scale", str(self.args.scale)]
+            self._start("simulator", traffic,
+                        {name: values[name] for name in ("brokers", "topic_prefix", "partitions")
+                         if name in values})
+            self._banner(bootstrap, metrics_url, seed)
+            return self._watch(metrics_url)
+        finally:
+            self._stop_all()
+
+    def _broker(self) -> str | None:
+        if self.settings.brokers:
+            waiting = asyncio.new_event_loop()
+            try:
+                task = waiting.create_task(wait_for_brokers(self.settings.brokers))
+                while not task.done() and not self.stopping.is_set():
+                    waiting.run_until_complete(asyncio.wait({task}, timeout=0.2))
+                task.cancel()
+            finally:
+                waiting.close()
+            return None if self.stopping.is_set() else self.settings.brokers
+        say("starting the embedded broker (tansu)…")
+        self.broker = start_tansu(log_path=self.log_dir / "tansu.log")
+        return self.broker.bootstrap
+
+    def _start(self, name: str, command: list[str], values: dict[str, object]) -> None:
+        self.children[name] = ccmon_process(command, values, self.log_dir / f"{name}.log",
+                                            # Ctrl-C reaches the demo only: it stops
+                                            # the children itself, in order.
+                                            start_new_session=True,
+                                            preexec_fn=_die_with_parent)
+
+    def _banner(self, bootstrap: str, metrics_url: str, seed: int) -> None:
+        broker = "embedded tansu" if self.broker is not None else "CCMON_BROKERS"
+        print(f"ccmon demo\n"
+              f"  metrics  {metrics_url}\n"
+              f"  broker   {bootstrap} ({broker})\n"
+              f"  traffic  ccmon simulate --seed {seed} --scale {self.args.scale:g}: voice, chat "
+              f"and social on the wall clock\n"
+              f"  logs     {self.log_dir}\n"
+              f"Ctrl-C stops everything.", flush=True)
+
+    def _watch(self, metrics_url: str) -> int:
+        tty = sys.stdout.isatty()
+        last_line = 0.0
+        while not self.stopping.wait(STATUS_EVERY_S):
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    self._end_status_line(tty)
+                    say(f"the {name} exited with code {child.returncode}; its log: "
+                        f"{self.log_dir / (name + '.log')}")
+                    return 1
+            if self.broker is not None and not self.broker.alive():
+                self._end_status_line(tty)
+                say(f"the embedded broker exited; its log: {self.broker.log_path}")
+                return 1
+            line = f"{time.strftime('%H:%M:%S')}  {status(try_scrape(metrics_url))}"
+            if tty:
+                print(f"\r\033[K{line}", end="", flush=True)
+            elif time.monotonic() - last_line >= STATUS_LINE_EVERY_S:
+                print(line, flush=True)
+                last_line = time.monotonic()
+        self._end_status_line(tty)
+        say("stopping…")
+        return 0
+
+    @staticmethod
+    def _end_status_line(tty: bool) -> None:
+        if tty:
+            print(flush=True)
+
+    def _stop_all(self) -> None:
+        # Traffic first, so the worker has nothing left half-read; then the worker; the broker last.
+        for name in ("simulator", "worker"):
+            child = self.children.get(name)
+            if child is not None:
+                stop_process(child, WORKER_STOP_S)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.children or self.broker is not None:
+            say(f"stopped; logs in {self.log_dir}")
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        return Demo(settings, args).run()
+    except EmbeddedBrokerError as exc:
+        say(f"the embedded broker did not start: {str(exc).splitlines()[0]}")
+        return 1

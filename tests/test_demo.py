@@ -1,0 +1,73 @@
+"""`ccmon demo` end to end on its embedded broker (tansu): the README's first command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ccmon.embedded import free_port
+from ccmon.launch import total, try_scrape, wait_until
+
+DEADLINE = 120.0
+DEMO_QUEUES = {"billing", "sales", "support", "care"}
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (read from /proc: the demo's worker, simulator, broker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCMON_")}
+    output = tmp_path / "demo.out"
+    with open(output, "wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "ccmon", "demo", "--metrics-port", str(port), "--seed", "7"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        def moving() -> bool:
+            samples = try_scrape(url) or {}
+            queues = {dict(labels).get("queue") for name, labels in samples
+                      if name == "ccmon_agents"}
+            return total(samples, "ccmon_events_total") > 0 and queues >= DEMO_QUEUES and \
+                total(samples, "ccmon_offered_contacts") > 0
+
+        wait_until(moving, DEADLINE, "the demo's metrics to show traffic on every queue")
+        children = children_of(demo.pid)
+        assert len(children) == 3  # broker, worker, simulator
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(DEADLINE) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    text = output.read_text()
+    assert "Traceback" not in text
+    assert f"metrics  {url}" in text
+    assert "ccmon: stopped; logs in " in text
+    log_dir = Path(text.split("ccmon: stopped; logs in ")[1].split()[0])
+    for log in ("worker.log", "simulator.log", "tansu.log"):
+        assert "Traceback" not in (log_dir / log).read_text(), log
+    assert not [pid for pid in children if alive(pid)]
