@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -34,12 +32,6 @@ DEMO_SESSION_TIMEOUT = 6
 STATUS_EVERY_S = 1.0
 STATUS_LINE_EVERY_S = 30.0  # when stdout is not a terminal: a plain line now and then
 WORKER_STOP_S = 15.0
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM if the demo dies without stopping us (SIGKILL)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def child_settings(settings: Settings, args: argparse.Namespace, bootstrap: str,
@@ -123,8 +115,7 @@ class Demo:
         self.children[name] = ccmon_process(command, values, self.log_dir / f"{name}.log",
                                             # Ctrl-C reaches the demo only: it stops
                                             # the children itself, in order.
-                                            start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            start_new_session=True)
 
     def _banner(self, bootstrap: str, metrics_url: str, seed: int) -> None:
         broker = "embedded tansu" if self.broker is not None else "CCMON_BROKERS"

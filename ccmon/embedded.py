@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -41,6 +42,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def die_with_parent() -> None:
+    """A `preexec_fn`: the child gets SIGTERM when its parent dies, even by SIGKILL, so that no
+    broker or worker outlives the demo or test run that started it (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def log_tail(path: str | os.PathLike[str], lines: int = 40) -> str:
@@ -231,7 +239,8 @@ def start_tansu(port: int | None = None, host: str = "127.0.0.1", *,
     try:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True)  # Ctrl-C goes to ccmon, which stops it in order
+            env=env, start_new_session=True,  # Ctrl-C goes to ccmon, which stops it in order
+            preexec_fn=die_with_parent)
     except OSError as exc:
         log_file.close()
         raise EmbeddedBrokerError(f"cannot run tansu ({binary}): {exc}") from exc
@@ -245,4 +254,5 @@ def start_tansu(port: int | None = None, host: str = "127.0.0.1", *,
     return broker
 
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "free_port", "start_tansu", "tansu_binary"]
+__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "die_with_parent", "free_port", "start_tansu",
+           "tansu_binary"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ccmon.embedded import die_with_parent
 from ccmon.embedded import stop_process as stop
 from ccmon.settings import env_name
 
@@ -24,13 +25,15 @@ __all__ = ["Samples", "ccmon_process", "scrape", "stop", "total", "try_scrape", 
 def ccmon_process(command: list[str], settings: Mapping[str, object], log_path: Path,
                   extra_env: Mapping[str, str] | None = None,
                   **popen_options: object) -> subprocess.Popen:
-    """`ccmon COMMAND...` as a child process, settings passed as CCMON_* variables."""
+    """`ccmon COMMAND...` as a child process, settings passed as CCMON_* variables; it ends
+    when its parent does."""
     env = dict(os.environ)
     env.update({env_name(name): str(value) for name, value in settings.items()})
     env.update(extra_env or {})
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     return subprocess.Popen([sys.executable, "-m", "ccmon", *command], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen_options)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent, **popen_options)
 
 
 def scrape(url: str, timeout: float = 5.0) -> Samples:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from ccmon.stream.engine import Intake
-from ccmon.stream.events import REASONS
-from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
-from ccmon.stream.queues import Board
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ccmon.settings import CHANNELS
+from ccmon.stream.engine import Intake
+from ccmon.stream.events import REASONS
+from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
+from ccmon.stream.queues import Board
 
 
 class MonitorClock:

@@ -77,6 +77,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     read_offset[tp] = offset
                 for topic, messages in batches.items():
+                    if not self.flow_active or \
+                            messages[0].generation_id != self.app.consumer_generation_id:
+                        break  # a rebalance began: these are fetched again once it is done
                     rest = await handlers[topic](messages)
                     in_flight.append((rest and asyncio.ensure_future(rest), messages))
                 while in_flight and (len(in_flight) > IN_FLIGHT or not in_flight[0][0]

@@ -22,18 +22,19 @@ Exactness across a crash (at-least-once delivery, no transactions):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
 import faust
 import orjson
-from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located, Record
-from ccmon.stream.lifecycle import Fact
-from ccmon.stream.queues import CLOCK, SEP, Board
 from faust.types import Message
 
 from ccmon.settings import Settings
+from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located, Record
+from ccmon.stream.lifecycle import Fact
+from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .fastpath import BatchApp
 
@@ -98,6 +99,7 @@ class Worker:
             app.batch_handlers[topic] = self._intake
         app.agent(self.facts, name="aggregate")(self._aggregate)
         app.on_partitions_revoked.connect(self._on_revoked)
+        self.contacts.on_recover(self._on_contacts_recovered)
         self.queues.on_recover(self._on_queues_recovered)
 
     def _raw_table(self, name: str, partitions: int) -> faust.Table:
@@ -132,10 +134,11 @@ class Worker:
             partition_facts, partition_dead = self.intake.take(partition, records)
             facts += partition_facts
             dead += partition_dead
-        sent = [*await self._send_facts(facts), *await self._send_dead_letters(dead),
-                *await self._send_clock()]
+        # Taken before the first await: a rebalance may drop the ledgers while we send.
         changes = {partition: self.intake.ledger(partition).take_dirty()
                    for partition in by_partition}
+        sent = [*await self._send_facts(facts), *await self._send_dead_letters(dead),
+                *await self._send_clock()]
         previous, self._writing = self._writing, None
         self._writing = asyncio.ensure_future(self._log_after(previous, sent, changes))
         return self._writing
@@ -229,9 +232,9 @@ class Worker:
                         value = tuple(value)
                     apply(Fact(queue, channel, kind, ts, contact, value), source, position)
                 touched.add(partition)
-            for partition in touched:
-                await self._log_changes(self.queues, partition,
-                                        self.boards[partition].take_dirty())
+            changes = {partition: self.boards[partition].take_dirty() for partition in touched}
+            for partition, partition_changes in changes.items():
+                await self._log_changes(self.queues, partition, partition_changes)
 
     def board(self, partition: int) -> Board:
         board = self.boards.get(partition)
@@ -254,27 +257,35 @@ class Worker:
             if board is not None:
                 yield board
 
+    async def _on_revoked(self, app: faust.App, revoked: set, **_: object) -> None:
+        """Rebalancing is eager: every partition is revoked, also those we get back. Let the
+        pending changelog writes finish, so that the tables hold everything the engine objects
+        do, then drop those objects: they are rebuilt from the tables after recovery."""
+        if self._writing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writing),
+                                       self.settings.session_timeout / 2)
+        self.boards.clear()
+        self.intake.ledgers.clear()
+
+    async def _on_contacts_recovered(self) -> None:
+        self._forget_unassigned(self.contacts)
+
     async def _on_queues_recovered(self) -> None:
-        # Build the boards now, not at the first fact: a quiet queue is still exported.
+        self._forget_unassigned(self.queues)
+        # Build the boards now, not at their first fact: a quiet queue is still exported.
+        self.boards.clear()
         for partition in self._assigned_facts_partitions():
             self.board(partition)
 
-    async def _on_revoked(self, app: faust.App, revoked: set, **_: object) -> None:
-        # Another worker may change these partitions' state: rebuild from the log if they return.
-        for tp in revoked:
-            if tp.topic == self.facts.get_topic_name():
-                self.boards.pop(tp.partition, None)
-                self._forget(self.queues, tp.partition)
-            elif tp.topic in self.topic_channels and tp.partition in self.intake.ledgers:
-                del self.intake.ledgers[tp.partition]
-                self._forget(self.contacts, tp.partition)
-
-    @staticmethod
-    def _forget(table: faust.Table, partition: int) -> None:
-        """Drop a revoked partition's keys: recovery brings them back, tombstones included."""
-        prefix = f"{partition}/".encode()
-        for key in [key for key in table.data if key.startswith(prefix)]:
-            del table.data[key]
+    def _forget_unassigned(self, table: faust.Table) -> None:
+        """Drop the keys of partitions that went to another worker: if one comes back, its
+        recovery replays the whole changelog, but the tombstones in it may be compacted away."""
+        assigned = {tp.partition for tp in self.app.assignor.assigned_actives()
+                    if tp.topic == table.changelog_topic.get_topic_name()}
+        data = table.data
+        for key in [key for key in data if int(key.partition(b"/")[0]) not in assigned]:
+            del data[key]
 
     def event_clock(self) -> int:
         """The largest event ts this worker has seen, in ms (metrics.md, clock = event)."""

@@ -31,6 +31,7 @@ from typing import IO
 from ccmon import embedded
 from ccmon.embedded import (
     EmbeddedBrokerError,
+    die_with_parent,
     free_port,
     log_tail,
     stop_process,
@@ -125,7 +126,8 @@ def _launch(name: str, command: list[str], directory: Path, **kwargs) -> tuple[
     try:
         process = subprocess.Popen(
             command, cwd=directory, stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+            stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent, **kwargs)
     except OSError as exc:
         log_file.close()
         raise ServerError(f"cannot run {name} ({command[0]}): {exc}") from exc

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ccmon.stream import bank
 
 DATA = Path("/work/shared/data/anonymous-bank-1999")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.lifecycle import Fact

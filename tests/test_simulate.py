@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
 from ccmon.stream.simulate import Simulation, format_ts
 
 START = 1_795_856_400.0  # 2026-11-28T09:00:00Z

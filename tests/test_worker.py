@@ -13,19 +13,17 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
-from ccmon.stream.engine import Pipeline, Record
-from ccmon.stream.events import parse_ts
-from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
-from ccmon.stream.simulate import Simulation
 
 from ccmon.embedded import free_port
+from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.launch import Samples, ccmon_process, stop, total, try_scrape, wait_until
-from ccmon.produce import replay, route
+from ccmon.produce import replay
 from ccmon.settings import load
+from ccmon.stream.events import parse_ts
+from ccmon.stream.simulate import Simulation
 
 pytestmark = pytest.mark.kafka
 
-QUEUE_NAMES = {spec.name for spec in QUEUE_METRICS}
 START = 1_763_802_000.0  # 2025-11-22T09:00:00Z
 DEADLINE = 120.0
 _names = itertools.count()
@@ -68,45 +66,6 @@ def mixed(lines: list[bytes], seed: int) -> tuple[list[bytes], list[bytes]]:
         i = rng.randrange(len(out) - 1)
         out.insert(rng.randrange(i + 1, len(out) + 1), out[i])
     return out, bad
-
-
-def expected(lines: list[bytes], settings) -> Samples:
-    """The pure engine's queue series for the same lines, at the event clock."""
-    pipeline = Pipeline()
-    records = []
-    for offset, line in enumerate(lines):
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            event = None
-        topic, _ = route(settings, event)
-        channel = None if topic == settings.agents_topic else topic.rsplit(".", 1)[1]
-        records.append(Record("file:0", offset, channel, line))
-    pipeline.feed(records)
-    now = pipeline.intake.latest_ts
-    return {(name, frozenset(zip(_labels(name), labels, strict=True))): float(value)
-            for name, labels, value in queue_metrics(pipeline.board, now)}
-
-
-def _labels(name: str) -> tuple[str, ...]:
-    return next(spec.labels for spec in QUEUE_METRICS if spec.name == name)
-
-
-def queue_series(samples: Samples | None) -> Samples:
-    return {key: value for key, value in (samples or {}).items() if key[0] in QUEUE_NAMES}
-
-
-def matches(actual: Samples, wanted: Samples) -> bool:
-    return actual.keys() == wanted.keys() and all(
-        actual[key] == pytest.approx(value, rel=1e-9, abs=1e-9) for key, value in wanted.items())
-
-
-def describe_difference(actual: Samples, wanted: Samples) -> str:
-    missing = sorted(map(str, wanted.keys() - actual.keys()))[:5]
-    extra = sorted(map(str, actual.keys() - wanted.keys()))[:5]
-    wrong = [f"{key}: {actual[key]} != {value}" for key, value in wanted.items()
-             if key in actual and actual[key] != pytest.approx(value, rel=1e-9, abs=1e-9)][:5]
-    return f"missing {missing}; extra {extra}; wrong {wrong}"
 
 
 class Deployment:
@@ -181,7 +140,7 @@ def wait_for_figures(urls: list[str], wanted: Samples, deployment: Deployment,
 
 def test_worker_exports_exactly_the_engines_figures(deployment: Deployment):
     lines, bad = mixed(simulated(seed=5, hours=3), seed=5)
-    wanted = expected(lines, deployment.settings)
+    wanted = engine_figures(lines, deployment.settings)
     worker = deployment.start_worker()
     deployment.send(lines)
     wait_for_figures([worker.metrics_url], wanted, deployment)
@@ -242,12 +201,12 @@ def test_sigkill_and_restart_lose_and_double_count_nothing(deployment: Deploymen
     worker.wait()
 
     worker = deployment.start_worker()
-    wait_for_figures([worker.metrics_url], expected(lines, deployment.settings), deployment)
+    wait_for_figures([worker.metrics_url], engine_figures(lines, deployment.settings), deployment)
 
 
 def test_two_workers_export_each_series_once(deployment: Deployment):
     lines, _ = mixed(simulated(seed=13, hours=2), seed=13)
-    wanted = expected(lines, deployment.settings)
+    wanted = engine_figures(lines, deployment.settings)
     workers = [deployment.start_worker(), deployment.start_worker()]
     deployment.send(lines)
     latest = wait_for_figures([w.metrics_url for w in workers], wanted, deployment, shared=True)
