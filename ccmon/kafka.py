@@ -66,8 +66,10 @@ async def _wait_for_brokers(bootstrap: str, retry_seconds: float) -> None:
         await asyncio.sleep(retry_seconds)
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> dict[str, int]:
-    """Create the topics that do not exist yet; return every topic's partition count.
+async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int,
+                        config: dict[str, str] | None = None) -> dict[str, int]:
+    """Create the topics that do not exist yet (with `config`, e.g. compaction); return every
+    topic's partition count.
 
     Raises the broker's `KafkaError` when it refuses to create a topic (other than "exists").
     """
@@ -79,7 +81,8 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
         missing = [t for t in topics if t not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
+                [NewTopic(t, num_partitions=partitions, replication_factor=1,
+                          topic_configs=config or {}) for t in missing])
             # The broker answers per topic rather than failing the request: "already exists"
             # means another process created it between our look and our request.
             for topic, code, *rest in getattr(response, "topic_errors", ()):

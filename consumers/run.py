@@ -13,7 +13,7 @@ from ccmon.kafka import ensure_topics, say, wait_for_brokers
 from ccmon.settings import Settings, SettingsError
 
 from .exporter import KpiCollector, MonitorClock, registry_for
-from .worker import Worker, facts_topic
+from .worker import COMPACTED, Worker, changelog_topics, facts_topic
 
 # aiohttp sets the charset itself and refuses one inside content_type.
 EXPOSITION_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
@@ -32,13 +32,16 @@ async def input_partitions(settings: Settings) -> int:
         listed = ", ".join(f"{topic}={count}" for topic, count in inputs.items())
         raise SettingsError(f"input topics must have equal partition counts, found {listed}")
     partitions = next(iter(inputs.values()))
-    # The facts topic must exist before the first group assignment, or Faust assigns none of
-    # its partitions until the next rebalance.
+    # The internal topics must exist before the first group assignment, or Faust assigns none
+    # of their partitions until a second rebalance, in the middle of the first work.
     facts = facts_topic(settings)
+    changelogs = changelog_topics(settings)
     counts = await ensure_topics(bootstrap, [facts], partitions)
-    if counts.get(facts) != partitions:
-        raise SettingsError(f"topic {facts} has {counts.get(facts)} partitions, the input "
-                            f"topics {partitions}: delete it or use another CCMON_APP_ID")
+    counts |= await ensure_topics(bootstrap, changelogs, partitions, COMPACTED)
+    for topic in (facts, *changelogs):
+        if counts.get(topic) != partitions:
+            raise SettingsError(f"topic {topic} has {counts.get(topic)} partitions, the input "
+                                f"topics {partitions}: delete it or use another CCMON_APP_ID")
     return partitions
 
 

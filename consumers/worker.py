@@ -45,8 +45,16 @@ BATCH_WITHIN = 0.05  # seconds a batch may wait to fill: bounds the latency it a
 FACTS_PER_MESSAGE = 2000  # ~200 kB: well under Kafka's default 1 MB message limit
 
 
+TABLES = ("contacts", "queues")
+COMPACTED = {"cleanup.policy": "compact"}  # what Faust gives its changelog topics
+
+
 def facts_topic(settings: Settings) -> str:
     return f"{settings.app_id}-facts"
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
 
 
 def _partition_key(partition: int, name: str) -> bytes:
@@ -92,8 +100,7 @@ class Worker:
                                 key_serializer="raw", value_serializer="raw")
         self.facts = app.topic(facts_topic(settings), key_serializer="raw",
                                value_serializer="raw", internal=True, partitions=partitions)
-        self.contacts = self._raw_table("contacts", partitions)
-        self.queues = self._raw_table("queues", partitions)
+        self.contacts, self.queues = (self._raw_table(name, partitions) for name in TABLES)
         app.agent(self.inputs, name="intake")(self._no_events)
         for topic in self.topic_channels:
             app.batch_handlers[topic] = self._intake

@@ -83,7 +83,9 @@ class Deployment:
 
     def start_worker(self):
         port = free_port()
-        process = ccmon_process(["worker"], {**self.values, "metrics_port": port},
+        # INFO: Faust's rebalance and recovery steps, for the log tail of a failure.
+        process = ccmon_process(["worker", "--loglevel", "INFO"],
+                                {**self.values, "metrics_port": port},
                                 self.tmp_path / f"worker-{len(self.workers)}.log")
         process.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.workers.append(process)
