@@ -106,6 +106,7 @@ class QueueStats:
     windows: SlidingWindows
     waiting: dict[str, int] = field(default_factory=dict)  # contact -> entry ts
     talking: dict[str, int | None] = field(default_factory=dict)  # contact -> hold start
+    fading: set[int] = field(default_factory=set)  # minutes partly out of every window
 
     def on_hold(self) -> int:
         return sum(1 for since in self.talking.values() if since is not None)
@@ -217,9 +218,15 @@ class Board:
             return
         self.now = now
         for (queue, channel), stats in self.queues.items():
-            stats.windows.advance(now)
-            seconds = stats.windows.expire()
-            for minute in {second * 1000 // MINUTE_MS for second in seconds}:
+            windows = stats.windows
+            windows.advance(now)
+            stats.fading.update(second * 1000 // MINUTE_MS for second in windows.expire())
+            # A minute's unit (its samples and its marks) goes only once the whole minute is
+            # out of every window: a replayed fact of its later seconds must still find the
+            # marks, or it would count twice.
+            horizon = now - windows.longest
+            for minute in [m for m in stats.fading if (m + 1) * MINUTE_MS - 1 <= horizon]:
+                stats.fading.discard(minute)
                 unit = self.samples_unit(queue, channel, minute * MINUTE_MS)
                 if self.marks.pop(unit, None) is not None:
                     self.dirty.add(unit)

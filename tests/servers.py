@@ -176,6 +176,7 @@ def kafka_libs() -> Path:
 
 
 def _random_cluster_id() -> str:
+    # It may start with "-": pass it as --cluster-id=ID, never as a separate argument.
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -269,7 +270,7 @@ def start_kafka(workdir: str | os.PathLike[str], *, timeout: float = KAFKA_START
             formatted = subprocess.run(
                 # C1 only: this short-lived JVM starts faster without the optimising compiler.
                 [*java, "-XX:TieredStopAtLevel=1", "kafka.tools.StorageTool", "format",
-                 "--cluster-id", _random_cluster_id(), "--config", str(config)],
+                 f"--cluster-id={_random_cluster_id()}", "--config", str(config)],
                 cwd=directory, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 timeout=120, check=False)
         except subprocess.TimeoutExpired:

@@ -461,3 +461,25 @@ def test_replayed_facts_are_applied_once():
     assert metrics(pipeline.board, 60) == run(
         [*contact("c1", "billing", 0, answered=10, ended=30), *contact("c2", "billing", 5)],
         now=60)[1]
+
+
+def test_replayed_fact_of_a_partly_expired_minute_is_applied_once():
+    """The oldest seconds of a minute leave the longest window before its later ones: a fact
+    of a later second, re-sent after a crash, must still be recognised as applied."""
+    config = EngineConfig(windows=(("1m", 60_000),))
+    pipeline = Pipeline(config)
+    # Minute 0 of 09:00 holds answers at 09:00:10 and 09:00:50.
+    events = records([ev("contact.queued", 5, contact_id="a", queue="billing"),
+                      ev("contact.answered", 10, contact_id="a"),
+                      ev("contact.queued", 45, contact_id="b", queue="billing"),
+                      ev("contact.answered", 50, contact_id="b")])
+    facts, _ = pipeline.intake.take(0, events)
+    board = pipeline.board
+    for located in facts:
+        board.apply(Fact(*located[:6]), located[6], located[7])
+    board.advance(ms(80))  # 09:00:10 is out of the 1m window, 09:00:50 still in
+    for located in facts:  # the crash: every fact again, same origin and position
+        board.apply(Fact(*located[:6]), located[6], located[7])
+    answered = {labels: value for name, labels, value in queue_metrics(board, ms(80))
+                if name == "ccmon_answered_contacts"}
+    assert answered == {("billing", "voice", "1m"): 1}
