@@ -17,79 +17,49 @@ assign them co-partitioned with the tables, and treat them as acking topics.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, Message
+from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode import Service
 from mode.utils.futures import notify
 
-# A handler processes a batch and returns what is left to wait for (e.g. broker acks) before
+# A handler processes a batch (aiokafka `ConsumerRecord`s of one topic: `.topic`, `.partition`,
+# `.offset`, `.key`, `.value`) and returns what is left to wait for (e.g. broker acks) before
 # the batch may be acknowledged, or None. The consumer fetches and hands over the next batches
 # meanwhile, keeping at most IN_FLIGHT batches unacknowledged.
-BatchHandler = Callable[[list[Message]], Awaitable[Awaitable[None] | None]]
+BatchHandler = Callable[[list[Any]], Awaitable[Awaitable[None] | None]]
 IN_FLIGHT = 3
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        """Faust's `getmany` less its per-record work (end-offset tracking, round-robin
-        across partitions): per partition here, once per fetch."""
-        records, active = await self._wait_next_records(timeout)
-        if records is None or self.should_stop:
-            return
-        generation = self.app.consumer_generation_id
-        to_message = self._to_message
-        for tp, tp_records in records.items():
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                break  # a rebalance began: what is not yet yielded is fetched again later
-            if active is None or tp in active or tp in self._buffered_partitions:
-                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                for record in tp_records:
-                    yield tp, to_message(tp, record)
-
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust loop
+        """Faust's fetch loop, with the batch path: records of a batch topic go to its handler
+        as they came from aiokafka (no Faust `Message` each), a partition's run at a time."""
         handlers: Mapping[str, BatchHandler] = getattr(self.app, "batch_handlers", {})
-        callback = self.callback
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        in_flight: deque[tuple[asyncio.Task | None, list[Message]]] = deque()
+        in_flight: deque[tuple[asyncio.Future | None, list[Any]]] = deque()
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                batches: dict[str, list[Message]] = {}
                 await self.sleep(0)
                 if self.should_stop:
                     break
-                async for tp, message in self.getmany(timeout=1.0):
-                    offset = message.offset
-                    last = read_offset[tp]
-                    if last is not None and offset < last:
-                        continue  # re-delivered after a seek: already handled
-                    if last and offset - last > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, last + 1, offset)  # so commits pass the gap
-                    if message.topic in handlers:
-                        batches.setdefault(message.topic, []).append(message)
-                    else:
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                    read_offset[tp] = offset
-                for topic, messages in batches.items():
-                    if not self.flow_active or \
-                            messages[0].generation_id != self.app.consumer_generation_id:
-                        break  # a rebalance began: these are fetched again once it is done
-                    rest = await handlers[topic](messages)
-                    in_flight.append((rest and asyncio.ensure_future(rest), messages))
+                batches = await self._fetch(handlers)
+                for topic, records in batches.items():
+                    rest = await handlers[topic](records)
+                    in_flight.append((rest and asyncio.ensure_future(rest), records))
                 while in_flight and (len(in_flight) > IN_FLIGHT or not in_flight[0][0]
                                      or in_flight[0][0].done()):
-                    rest, messages = in_flight.popleft()
+                    rest, records = in_flight.popleft()
                     if rest is not None:
                         await rest  # raises if the batch's writes failed: never ack those
-                    self.ack_batch(messages)
+                    self.ack_batch(records)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -98,17 +68,68 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
+    async def _fetch(self, handlers: Mapping[str, BatchHandler]) -> dict[str, list[Any]]:
+        """One `getmany` round: other topics' messages go through Faust's callback now; the
+        batch topics' records are returned per topic. Empty if a rebalance began meanwhile:
+        what was fetched is fetched again once it is done."""
+        records, active = await self._wait_next_records(1.0)
+        batches: dict[str, list[Any]] = {}
+        if records is None or self.should_stop:
+            return batches
+        generation = self.app.consumer_generation_id
+        read_offset = self._read_offset
+        for tp, tp_records in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                return {}
+            if not (active is None or tp in active or tp in self._buffered_partitions):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            last = read_offset[tp]
+            if last is not None and tp_records[0].offset < last:
+                # re-delivered after a seek: already handled
+                tp_records = [record for record in tp_records if record.offset >= last]
+                if not tp_records:
+                    continue
+            if tp.topic in handlers:
+                await self._mark_gaps(tp, last, tp_records)
+                batches.setdefault(tp.topic, []).extend(tp_records)
+                read_offset[tp] = tp_records[-1].offset
+            else:
+                for record in tp_records:
+                    message = self._to_message(tp, record)
+                    await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                    read_offset[tp] = record.offset
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            return {}
+        return batches
 
-    def ack_batch(self, messages: list[Message]) -> None:
+    async def _mark_gaps(self, tp: TP, last: int | None, records: list[Any]) -> None:
+        """Tell Faust's commit logic about offsets that hold no record (compaction,
+        transaction markers), as its own loop does, so commits can pass them."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        if last and records[0].offset - last > 1:
+            await self._add_gap(tp, last + 1, records[0].offset)
+        if records[-1].offset - records[0].offset + 1 != len(records):  # rare: find them
+            for before, after in itertools.pairwise(records):
+                if after.offset - before.offset > 1:
+                    await self._add_gap(tp, before.offset + 1, after.offset)
+
+    def ack_batch(self, records: list[Any]) -> None:
         """Faust's `ack` for a whole batch of one topic: the same bookkeeping (the offsets its
         commit logic reads), without its per-message lock, checks and notification."""
-        if not messages or not self.app.topics.acks_enabled_for(messages[0].topic):
+        if not records or not self.app.topics.acks_enabled_for(records[0].topic):
             return
         by_tp: dict[TP, list[int]] = {}
-        for message in messages:
-            by_tp.setdefault(message.tp, []).append(message.offset)
+        for record in records:
+            offsets = by_tp.get(record.partition)
+            if offsets is None:
+                offsets = by_tp[record.partition] = []
+            offsets.append(record.offset)
+        topic = records[0].topic
         with ack_lock:
-            for tp, offsets in by_tp.items():
+            for partition, offsets in by_tp.items():
+                tp = TP(topic, partition)
                 committed = self._committed_offset[tp]
                 index = self._acked_index[tp]
                 fresh = [offset for offset in offsets
