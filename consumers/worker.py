@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import attrgetter
 
 import faust
 import orjson
 from aiokafka import ConsumerRecord
 
 from ccmon.settings import Settings
-from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located, Record
+from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located
 from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .fastpath import BatchApp
@@ -41,7 +43,6 @@ log = logging.getLogger("ccmon.worker")
 
 BATCH_MAX = 5000
 BATCH_WITHIN = 0.05  # seconds a batch may wait to fill: bounds the latency it adds
-new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__: half the cost
 FACTS_PER_MESSAGE = 2000  # ~200 kB: well under Kafka's default 1 MB message limit
 
 
@@ -125,26 +126,22 @@ class Worker:
 
     async def _intake(self, messages: list[ConsumerRecord]) -> asyncio.Future:
         """One fetched batch of one input topic, handed over by the batching consumer."""
-        channel = self.topic_channels.get(messages[0].topic)
-        by_partition: dict[int, list[Record]] = defaultdict(list)
-        sources: dict[int, str] = {}
-        for message in messages:
-            partition = message.partition
-            source = sources.get(partition)
-            if source is None:
-                source = sources[partition] = f"{message.topic}:{partition}"
-            by_partition[partition].append(new_tuple(
-                Record, (source, message.offset, channel, message.value, message.key)))
+        topic = messages[0].topic
+        channel = self.topic_channels.get(topic)
         facts: list[Located] = []
         dead: list[DeadLetter] = []
-        for partition, records in by_partition.items():
+        touched = []
+        # The consumer hands a fetch over a partition's run at a time.
+        for partition, run in itertools.groupby(messages, attrgetter("partition")):
             self._ensure_ledger(partition)
-            partition_facts, partition_dead = self.intake.take(partition, records)
-            facts += partition_facts
-            dead += partition_dead
+            run_facts, run_dead = self.intake.take_run(partition, f"{topic}:{partition}",
+                                                       channel, run)
+            facts += run_facts
+            dead += run_dead
+            touched.append(partition)
         # Taken before the first await: a rebalance may drop the ledgers while we send.
         changes = {partition: self.intake.ledger(partition).take_dirty()
-                   for partition in by_partition}
+                   for partition in touched}
         sent = [*await self._send_facts(facts), *await self._send_dead_letters(dead),
                 *await self._send_clock()]
         previous, self._writing = self._writing, None
@@ -198,9 +195,9 @@ class Worker:
         producer = self.app.producer
         topic = self.settings.deadletter_topic
         pending = []
-        for record, reason, detail in dead:
+        for source, record, reason, detail in dead:
             headers = [("ccmon-reason", reason.encode()), ("ccmon-detail", detail.encode()),
-                       ("ccmon-source", f"{record.source}:{record.offset}".encode())]
+                       ("ccmon-source", f"{source}:{record.offset}".encode())]
             pending.append(await producer.send(topic, record.key, record.value, None, None,
                                                headers))
         return pending

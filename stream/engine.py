@@ -6,10 +6,11 @@ Records and facts are plain tuples so a batch costs no per-event objects beyond 
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .events import BadEvent, decode
 from .lifecycle import DUPLICATE, Fact, Ledger
@@ -31,7 +32,8 @@ class Record(NamedTuple):
 
 
 class DeadLetter(NamedTuple):
-    record: Record
+    source: str  # "topic:partition"
+    record: Any  # the input record: `.offset`, `.key`, `.value` (its untouched bytes)
     reason: str  # a code of events.REASONS
     detail: str
 
@@ -79,34 +81,50 @@ class Intake:
 
     def take(self, partition: int, records: Iterable[Record]) -> tuple[list[Located],
                                                                        list[DeadLetter]]:
-        """Apply a batch of one partition's records: the facts to aggregate, the dead letters."""
+        """Apply records of one partition number, of any topics (tests, tools)."""
+        facts: list[Located] = []
+        dead: list[DeadLetter] = []
+        for (source, channel), run in itertools.groupby(records, _origin):
+            run_facts, run_dead = self.take_run(partition, source, channel, run)
+            facts += run_facts
+            dead += run_dead
+        return facts, dead
+
+    def take_run(self, partition: int, source: str, channel: str | None,
+                 records: Iterable[Any]) -> tuple[list[Located], list[DeadLetter]]:
+        """Apply a batch of one input topic partition, in offset order: the facts to aggregate,
+        the dead letters. A record is anything with `.offset`, `.value` and `.key` (aiokafka's
+        `ConsumerRecord`, `Record`), so the worker hands its fetch over as it came."""
         ledger = self.ledger(partition)
         facts: list[Located] = []
         dead: list[DeadLetter] = []
         events, last_ts = self.events, self.last_event_ts
         for record in records:
             try:
-                event = decode(record.value, record.channel)
+                event = decode(record.value, channel)
                 caused = ledger.apply(event)
             except BadEvent as bad:
                 self.invalid[bad.reason] += 1
-                dead.append(DeadLetter(record, bad.reason, bad.detail))
+                dead.append(DeadLetter(source, record, bad.reason, bad.detail))
                 continue
             if event.ts > self.latest_ts:  # a repeat is still a valid event seen
                 self.latest_ts = event.ts
             if caused is DUPLICATE:
                 self.duplicates += 1
                 continue
-            channel = event.channel or ""  # agent events: an empty label, i.e. none
-            events[(channel, event.type)] += 1
-            if event.channel is not None and event.ts > last_ts.get(channel, 0):
-                last_ts[channel] = event.ts
+            event_channel = event.channel or ""  # agent events: an empty label, i.e. none
+            events[(event_channel, event.type)] += 1
+            if event.channel is not None and event.ts > last_ts.get(event_channel, 0):
+                last_ts[event_channel] = event.ts
             position = record.offset * FACTS_PER_EVENT
-            source = record.source
             for fact in caused:
                 facts.append((*fact, source, position))
                 position += 1
         return facts, dead
+
+
+def _origin(record: Record) -> tuple[str, str | None]:
+    return record.source, record.channel
 
 
 class Pipeline:
