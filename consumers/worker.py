@@ -41,7 +41,7 @@ from .fastpath import BatchApp
 
 log = logging.getLogger("ccmon.worker")
 
-BATCH_MAX = 5000
+BATCH_MAX = 20_000  # a contact's state is logged once per batch, however many events it had
 BATCH_WITHIN = 0.05  # seconds a batch may wait to fill: bounds the latency it adds
 FACTS_PER_MESSAGE = 2000  # ~200 kB: well under Kafka's default 1 MB message limit
 
@@ -90,6 +90,7 @@ class Worker:
             "producer_linger_ms": 1,
             "producer_max_batch_size": 512 * 1024,  # changelog writes go as whole batches
             "broker_max_poll_records": BATCH_MAX,
+            "consumer_max_fetch_size": 4 * 1024 * 1024,  # per partition: room for big batches
             "broker_session_timeout": settings.session_timeout,
             "broker_heartbeat_interval": max(0.5, settings.session_timeout / 10),
         }
@@ -168,14 +169,15 @@ class Worker:
                 ledger.restore(key[len(prefix):].decode(), orjson.loads(value))
 
     async def _send_facts(self, facts: list[Located]) -> list[asyncio.Future]:
-        by_key: dict[bytes, list] = defaultdict(list)
+        by_queue: dict[tuple[str, str], list] = defaultdict(list)
         for located in facts:
-            by_key[f"{located[0]}{SEP}{located[1]}".encode()].append(located)
+            by_queue[located[0], located[1]].append(located)
         producer = self.app.producer
         topic = self.facts.get_topic_name()
-        pending = [await producer.send(topic, key, orjson.dumps(batch[i:i + FACTS_PER_MESSAGE]),
+        pending = [await producer.send(topic, f"{queue}{SEP}{channel}".encode(),
+                                       orjson.dumps(batch[i:i + FACTS_PER_MESSAGE]),
                                        None, None, None)
-                   for key, batch in by_key.items()
+                   for (queue, channel), batch in by_queue.items()
                    for i in range(0, len(batch), FACTS_PER_MESSAGE)]
         return pending
 
