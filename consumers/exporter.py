@@ -8,7 +8,7 @@ collector's global state leaks in.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -39,10 +39,12 @@ class MonitorClock:
 
 class KpiCollector:
     def __init__(self, intake: Intake, boards: Callable[[], Iterator[Board]],
-                 clock: MonitorClock) -> None:
+                 clock: MonitorClock,
+                 lag: Callable[[], Iterable[tuple[str, int, int]]] = tuple) -> None:
         self.intake = intake
         self.boards = boards
         self.clock = clock
+        self.lag = lag  # (topic, partition, records behind) of what this worker consumes
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock.now()
@@ -76,6 +78,12 @@ class KpiCollector:
             if channel in intake.last_event_ts:
                 last.add_metric((channel,), intake.last_event_ts[channel] / 1000)
         yield last
+        lag = GaugeMetricFamily("ccmon_consumer_lag_records",
+                                "Records of an assigned partition not yet read by this worker",
+                                labels=("topic", "partition"))
+        for topic, partition, behind in self.lag():
+            lag.add_metric((topic, str(partition)), behind)
+        yield lag
 
 
 def registry_for(collector: KpiCollector) -> CollectorRegistry:

@@ -48,7 +48,8 @@ async def input_partitions(settings: Settings) -> int:
 def build_worker(settings: Settings, partitions: int, **faust_options: object) -> Worker:
     worker = Worker(settings, partitions, **faust_options)
     clock = MonitorClock(settings.clock, worker.event_clock)
-    registry = registry_for(KpiCollector(worker.intake, worker.owned_boards, clock))
+    registry = registry_for(KpiCollector(worker.intake, worker.owned_boards, clock,
+                                         worker.consumer_lag))
 
     @worker.app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

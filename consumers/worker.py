@@ -26,7 +26,7 @@ import contextlib
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
 import faust
@@ -313,6 +313,19 @@ class Worker:
         data = table.data
         for key in [key for key in data if int(key.partition(b"/")[0]) not in assigned]:
             del data[key]
+
+    def consumer_lag(self) -> Iterator[tuple[str, int, int]]:
+        """(topic, partition, records behind) for the input and facts partitions assigned
+        here: the end offset last seen by the consumer less the next offset to read."""
+        consumer = self.app.consumer
+        read = consumer._read_offset
+        watched = {*self.topic_channels, self.facts.get_topic_name()}
+        for tp in sorted(self.app.assignor.assigned_actives()):
+            if tp.topic not in watched:
+                continue
+            end, last = consumer.highwater(tp), read.get(tp)
+            if end is not None and last is not None:
+                yield tp.topic, tp.partition, max(0, end - last - 1)
 
     def event_clock(self) -> int:
         """The largest event ts this worker has seen, in ms (metrics.md, clock = event)."""

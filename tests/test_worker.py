@@ -154,6 +154,15 @@ def test_worker_exports_exactly_the_engines_figures(deployment: Deployment):
     latest_ms = max(parse_ts(orjson.loads(line)["ts"]) for line in set(lines) - set(bad))
     assert health[("ccmon_clock_timestamp_seconds", frozenset())] == latest_ms / 1000
 
+    def lag() -> dict:
+        return {labels: value for (name, labels), value in try_scrape(worker.metrics_url).items()
+                if name == "ccmon_consumer_lag_records"}
+
+    # Everything read: the lag of every partition read so far is 0, the facts' included.
+    wait_until(lambda: lag() and not any(lag().values()), DEADLINE, "no consumer lag")
+    topics = {dict(labels)["topic"] for labels in lag()}
+    assert {f"{deployment.settings.app_id}-facts", deployment.settings.agents_topic} <= topics
+
     letters = asyncio.run(read_topic(deployment.settings.bootstrap(),
                                      deployment.settings.deadletter_topic, len(bad)))
     assert sorted(value for value, _ in letters) == sorted(bad)
