@@ -49,17 +49,11 @@ def child_settings(settings: Settings, args: argparse.Namespace, bootstrap: str,
 def status(samples: Samples | None) -> str:
     if samples is None:
         return "worker starting…"
-
-    def of(name: str, **labels: str) -> int:
-        wanted = set(labels.items())
-        return round(sum(value for (sample, sample_labels), value in samples.items()
-                         if sample == name and wanted <= sample_labels))
-
     return (f"events {total(samples, 'ccmon_events_total'):,.0f} · "
-            f"waiting {of('ccmon_queue_waiting_contacts')} · "
-            f"talking {of('ccmon_contacts_in_conversation')} · "
-            f"on hold {of('ccmon_contacts_on_hold')} · "
-            f"agents available {of('ccmon_agents', state='available')} · "
+            f"waiting {total(samples, 'ccmon_queue_waiting_contacts'):.0f} · "
+            f"talking {total(samples, 'ccmon_contacts_in_conversation'):.0f} · "
+            f"on hold {total(samples, 'ccmon_contacts_on_hold'):.0f} · "
+            f"agents available {total(samples, 'ccmon_agents', state='available'):.0f} · "
             f"dead-lettered {total(samples, 'ccmon_events_invalid_total'):,.0f}")
 
 

@@ -66,5 +66,8 @@ def wait_until(condition: Callable[[], object], deadline_seconds: float, what: s
         time.sleep(interval)
 
 
-def total(samples: Samples, name: str) -> float:
-    return sum(value for (sample, _), value in samples.items() if sample == name)
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of a metric's series, or of those with these label values."""
+    wanted = set(labels.items())
+    return sum(value for (sample, sample_labels), value in samples.items()
+               if sample == name and wanted <= sample_labels)

@@ -159,7 +159,8 @@ def test_worker_exports_exactly_the_engines_figures(deployment: Deployment):
                 if name == "ccmon_consumer_lag_records"}
 
     # Everything read: the lag of every partition read so far is 0, the facts' included.
-    wait_until(lambda: lag() and not any(lag().values()), DEADLINE, "no consumer lag")
+    wait_until(lambda: (current := lag()) and not any(current.values()), DEADLINE,
+               "no consumer lag")
     topics = {dict(labels)["topic"] for labels in lag()}
     assert {f"{deployment.settings.app_id}-facts", deployment.settings.agents_topic} <= topics
 
