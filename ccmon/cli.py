@@ -12,13 +12,15 @@ from ccmon.settings import SettingsError
 WORKER_SETTINGS = ("brokers", "app_id", "metrics_port", "clock", "windows",
                    "short_abandon_seconds", "service_level_seconds", "service_level_by_queue",
                    "rules", "redis_url", "topic_prefix", "partitions", "contact_retention",
-                   "bind", "session_timeout")
+                   "bind", "session_timeout", "ws_port", "tokens")
+GATEWAY_SETTINGS = ("app_id", "ws_port", "tokens", "redis_url", "bind")
 
 
 def _worker(args: argparse.Namespace) -> int:
     from ccmon.consumers.run import run_worker
 
-    return run_worker(settings_module.load(args), loglevel=args.loglevel)
+    return run_worker(settings_module.load(args), loglevel=args.loglevel,
+                      with_gateway=args.with_gateway)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -40,8 +42,9 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    say("the WebSocket gateway is not built yet (see the project's open issues)")
-    return 2
+    from ccmon.alerts.serve import run_gateway
+
+    return run_gateway(settings_module.load(args))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,10 +63,13 @@ def parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="the stream processor: state, /metrics, alerts")
     settings_module.add_arguments(worker, WORKER_SETTINGS)
     worker.add_argument("--loglevel", default="WARNING", help="Faust log level")
+    worker.add_argument("--with-gateway", action="store_true",
+                        help="also serve the gateway in this process (as `ccmon demo` does); "
+                        "alerts stay in memory unless CCMON_REDIS_URL is set")
     worker.set_defaults(run=_worker)
 
     gateway = commands.add_parser("gateway", help="the WebSocket gateway for supervisors")
-    settings_module.add_arguments(gateway, ("ws_port", "tokens", "redis_url", "bind"))
+    settings_module.add_arguments(gateway, GATEWAY_SETTINGS)
     gateway.set_defaults(run=_gateway)
 
     from ccmon.produce import add_replay_arguments, add_simulate_arguments

@@ -8,11 +8,13 @@ collector's global state leaks in.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ccmon.alerts.rules import SEVERITIES
 from ccmon.settings import CHANNELS
 from ccmon.stream.engine import Intake
 from ccmon.stream.events import REASONS
@@ -40,8 +42,10 @@ class MonitorClock:
 class KpiCollector:
     def __init__(self, intake: Intake, boards: Callable[[], Iterator[Board]],
                  clock: MonitorClock,
-                 lag: Callable[[], Iterable[tuple[str, int, int]]] = tuple) -> None:
+                 lag: Callable[[], Iterable[tuple[str, int, int]]] = tuple,
+                 alerting: Callable[[], tuple[list, Counter, int]] | None = None) -> None:
         self.intake = intake
+        self.alerting = alerting
         self.boards = boards
         self.clock = clock
         self.lag = lag  # (topic, partition, records behind) of what this worker consumes
@@ -55,6 +59,27 @@ class KpiCollector:
                 families[name].add_metric(labels, value)
         yield from families.values()
         yield from self._health(now)
+        if self.alerting is not None:
+            yield from self._alerting()
+
+    def _alerting(self) -> Iterator[Metric]:
+        firing, transitions, unpublished = self.alerting()
+        by_severity = Counter(alert.rule.severity for alert in firing)
+        gauge = GaugeMetricFamily("ccmon_alerts_firing",
+                                  "Alerts firing now, of the queues this worker owns",
+                                  labels=("severity",))
+        for severity in SEVERITIES:
+            gauge.add_metric((severity,), by_severity[severity])
+        yield gauge
+        counter = CounterMetricFamily("ccmon_alert_transitions_total",
+                                      "Alerts that began firing or resolved, in this process",
+                                      labels=("rule", "status"))
+        for (rule, status), count in sorted(transitions.items()):
+            counter.add_metric((rule, status), count)
+        yield counter
+        yield GaugeMetricFamily("ccmon_alerts_unpublished",
+                                "Transitions not yet confirmed by the alert store",
+                                value=unpublished)
 
     def _health(self, now: int) -> Iterator[Metric]:
         intake = self.intake

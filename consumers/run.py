@@ -9,9 +9,14 @@ import socket
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ccmon.alerts.gateway import Gateway
+from ccmon.alerts.rules import RulesError, load_rules
+from ccmon.alerts.store import AlertStore, open_store
+from ccmon.alerts.tokens import TokensError, load_tokens
 from ccmon.kafka import ensure_topics, say, wait_for_brokers
 from ccmon.settings import Settings, SettingsError
 
+from .alerting import Alerting
 from .exporter import KpiCollector, MonitorClock, registry_for
 from .worker import COMPACTED, Worker, changelog_topics, facts_topic
 
@@ -45,11 +50,25 @@ async def input_partitions(settings: Settings) -> int:
     return partitions
 
 
-def build_worker(settings: Settings, partitions: int, **faust_options: object) -> Worker:
-    worker = Worker(settings, partitions, **faust_options)
+def load_alerting(settings: Settings, store: AlertStore | None) -> Alerting | None:
+    """The worker's alerting, or None without rules; a bad rules file is one line."""
+    if not settings.rules:
+        return None
+    try:
+        rules = load_rules(settings.rules, tuple(label for label, _ in settings.windows))
+    except RulesError as exc:
+        raise SettingsError(str(exc)) from None
+    if store is None:
+        say("no CCMON_REDIS_URL: alerts are evaluated and counted in /metrics, not delivered")
+    return Alerting(rules, store, settings.clock)
+
+
+def build_worker(settings: Settings, partitions: int, alerting: Alerting | None = None,
+                 **faust_options: object) -> Worker:
+    worker = Worker(settings, partitions, alerting, **faust_options)
     clock = MonitorClock(settings.clock, worker.event_clock)
     registry = registry_for(KpiCollector(worker.intake, worker.owned_boards, clock,
-                                         worker.consumer_lag))
+                                         worker.consumer_lag, worker.alerting_figures))
 
     @worker.app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
@@ -67,15 +86,38 @@ def check_port_free(host: str, port: int, setting: str) -> None:
                 f"cannot listen on {host}:{port} ({setting}): {exc.strerror}") from None
 
 
-def run_worker(settings: Settings, loglevel: str = "WARNING") -> int:
+def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool = False
+               ) -> int:
+    """A worker; `with_gateway` also serves the gateway in this process (`ccmon demo`), with
+    the alerts in memory unless CCMON_REDIS_URL is set."""
     check_port_free(settings.bind, settings.metrics_port, "CCMON_METRICS_PORT")
+    if with_gateway:
+        check_port_free(settings.bind, settings.ws_port, "CCMON_WS_PORT")
+        try:
+            tokens = load_tokens(settings.tokens)
+        except TokensError as exc:
+            raise SettingsError(str(exc)) from None
+    store = open_store(settings.redis_url, settings.app_id) if (
+        settings.redis_url or with_gateway) else None
+    alerting = load_alerting(settings, store)
+    if alerting is None and store is not None:
+        alerting = Alerting([], store, settings.clock)  # no rules: the page still has tiles
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop too
     try:
         partitions = loop.run_until_complete(input_partitions(settings))
     except KeyboardInterrupt:
         return 130
-    worker = build_worker(settings, partitions)
+    worker = build_worker(settings, partitions, alerting)
+    if with_gateway:
+        gateway = Gateway(store, tokens)
+
+        @worker.app.task
+        async def serve_gateway() -> None:
+            await gateway.start(settings.bind, settings.ws_port)
+
+        say(f"gateway: supervisor page http://{settings.bind}:{settings.ws_port}/ · WebSocket "
+            f"ws://{settings.bind}:{settings.ws_port}/ws")
     say(f"worker {settings.app_id}: consuming {settings.bootstrap()}, {partitions} partitions, "
         f"metrics on http://{settings.bind}:{settings.metrics_port}/metrics")
     logging.getLogger("faust").setLevel(loglevel)

@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections import defaultdict
+import math
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
@@ -33,10 +35,14 @@ import faust
 import orjson
 from aiokafka import ConsumerRecord
 
+from ccmon.alerts.store import StoreUnavailable
+from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
+from ccmon.alerts.watch import tiles as board_tiles
 from ccmon.settings import Settings
 from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located
 from ccmon.stream.queues import CLOCK, SEP, Board
 
+from .alerting import Alerting
 from .fastpath import BatchApp
 
 log = logging.getLogger("ccmon.worker")
@@ -66,8 +72,10 @@ def _partition_key(partition: int, name: str) -> bytes:
 class Worker:
     """The Faust app and the engine state of the partitions this process owns."""
 
-    def __init__(self, settings: Settings, partitions: int, **faust_options: object) -> None:
+    def __init__(self, settings: Settings, partitions: int, alerting: Alerting | None = None,
+                 **faust_options: object) -> None:
         self.settings = settings
+        self.alerting = alerting
         self.config = EngineConfig.from_settings(settings)
         self.intake = Intake(self.config)
         self.boards: dict[int, Board] = {}
@@ -111,6 +119,9 @@ class Worker:
         app.on_partitions_revoked.connect(self._on_revoked)
         self.contacts.on_recover(self._on_contacts_recovered)
         self.queues.on_recover(self._on_queues_recovered)
+        if alerting is not None:
+            app.task(self._every_second)
+            app.task(alerting.publish_forever)
 
     def _raw_table(self, name: str, partitions: int) -> faust.Table:
         """A table of bytes: the engine encodes its own state (orjson), Faust only logs it."""
@@ -247,31 +258,73 @@ class Worker:
 
     # -- stage two ---------------------------------------------------------------------------
     async def _aggregate(self, stream: faust.StreamT) -> None:
+        alerting = self.alerting
+        stepping = alerting is not None and alerting.event_clock and bool(alerting.rules)
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             touched = set()
             for event in events:
                 partition = event.message.partition
                 board = self.board(partition)
-                apply = board.apply
-                for queue, channel, kind, ts, contact, value, source, position in \
-                        orjson.loads(event.message.value):
-                    if kind == "survey":
-                        value = tuple(value)
-                    apply((queue, channel, kind, ts, contact, value), source, position)
+                watch = self.watch(partition) if stepping else None
+                facts = orjson.loads(event.message.value)
+                transitions = apply_facts(board, facts, watch)
+                if transitions:
+                    alerting.count(transitions)
                 touched.add(partition)
+            # All taken before the first await: a rebalance may drop the boards meanwhile.
             changes = {partition: self.boards[partition].take_dirty() for partition in touched}
+            covered = [self._alert_state(partition, changes[partition]) for partition in touched]
             for partition, partition_changes in changes.items():
                 await self._log_changes(self.queues, partition, partition_changes)
+            for entries in covered:
+                if entries:
+                    alerting.logged(entries)
 
-    def board(self, partition: int) -> Board:
-        board = self.boards.get(partition)
-        if board is None:
-            board = self.boards[partition] = Board(self.config.windows, self.config.thresholds)
-            prefix = f"{partition}/".encode()
-            for key, value in list(self.queues.data.items()):
-                if key.startswith(prefix) and value is not None:
-                    board.restore(key[len(prefix):].decode(), orjson.loads(value))
-        return board
+    def _alert_state(self, partition: int, changes: dict) -> list[Outgoing]:
+        """Put the partition's alert state into `changes` if it changed; the transitions it
+        covers may be published once `changes` are logged."""
+        watch = self.alerting.watches.get(partition) if self.alerting is not None else None
+        if watch is None or watch.board is not self.boards.get(partition):
+            return []
+        state, covered = watch.take_state()
+        if state is not None:
+            changes[STATE_UNIT] = state
+        return covered
+
+    def watch(self, partition: int) -> BoardWatch:
+        def stored(unit: str) -> bytes | None:
+            return self.queues.data.get(_partition_key(partition, unit))
+
+        return self.alerting.watch(partition, self.board(partition), stored)
+
+    async def _every_second(self) -> None:
+        """At every whole wall-clock second: the rules (clock = wall) and the page's tiles."""
+        alerting = self.alerting
+        store = alerting.store
+        window = self.settings.windows[0][0]
+        while True:
+            now = time.time()
+            await asyncio.sleep(math.ceil(now) - now + 0.001)  # to the next whole second
+            second = math.floor(time.time()) * 1000
+            tiles: dict[str, dict] = {}
+            for partition in sorted(self._assigned_facts_partitions()):
+                board = self.boards.get(partition)
+                if board is None:
+                    continue
+                if not alerting.event_clock:
+                    watch = self.watch(partition)
+                    alerting.count(watch.evaluate(second))
+                    changes: dict = {}
+                    covered = self._alert_state(partition, changes)
+                    if changes:
+                        await self._log_changes(self.queues, partition, changes)
+                        alerting.logged(covered)
+                if store is not None:
+                    now_ms = second if not alerting.event_clock else (board.now or 0)
+                    tiles |= board_tiles(board, window, now_ms, second)
+            if tiles:
+                with contextlib.suppress(StoreUnavailable):  # said by the publisher
+                    await store.put_tiles(tiles)
 
     def _assigned_facts_partitions(self) -> set[int]:
         facts = self.facts.get_topic_name()
@@ -294,6 +347,8 @@ class Worker:
                                        self.settings.session_timeout / 2)
         self.boards.clear()
         self.intake.ledgers.clear()
+        if self.alerting is not None:
+            self.alerting.watches.clear()
 
     async def _on_contacts_recovered(self) -> None:
         self._forget_unassigned(self.contacts)
@@ -304,6 +359,8 @@ class Worker:
         self.boards.clear()
         for partition in self._assigned_facts_partitions():
             self.board(partition)
+            if self.alerting is not None:
+                self.watch(partition)
 
     def _forget_unassigned(self, table: faust.Table) -> None:
         """Drop the keys of partitions that went to another worker: if one comes back, its
@@ -326,6 +383,15 @@ class Worker:
             end, last = consumer.highwater(tp), read.get(tp)
             if end is not None and last is not None:
                 yield tp.topic, tp.partition, max(0, end - last - 1)
+
+    def alerting_figures(self) -> tuple[list, Counter, int]:
+        """(alerts firing in the owned partitions, transitions by (rule, status) in this
+        process, transitions not yet in the store) for /metrics."""
+        if self.alerting is None:
+            return [], Counter(), 0
+        owned = self._assigned_facts_partitions()
+        return (list(self.alerting.firing(owned)), self.alerting.transitions,
+                self.alerting.unpublished())
 
     def event_clock(self) -> int:
         """The largest event ts this worker has seen, in ms (metrics.md, clock = event)."""

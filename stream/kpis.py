@@ -6,7 +6,7 @@ window yield nothing (absent, never 0), counts always yield a value.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import NamedTuple
 
 from . import queues as q
@@ -99,22 +99,35 @@ WINDOWED = (
 QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED))
 
 
-def queue_metrics(board: Board, now: int) -> Iterator[tuple[str, tuple[str, ...], float]]:
-    """Every queue series of the board at `now` (Unix ms); advances the board's clock."""
+def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
+                  ) -> Iterator[tuple[str, tuple[str, ...], float]]:
+    """Every queue series of the board at `now` (Unix ms), or only those of the metrics
+    `names`; advances the board's clock."""
     board.advance(now)
     now = board.now
-    waiting, oldest, talking, on_hold = (spec.name for spec in STATE_GAUGES)
+    gauges = [spec.name for spec in STATE_GAUGES]
+    waiting, oldest, talking, on_hold = (
+        name if names is None or name in names else None for name in gauges)
+    windowed = [(spec.name, derive) for spec, derive in WINDOWED
+                if names is None or spec.name in names]
     for (queue, channel), stats in board.queues.items():
         labels = (queue, channel)
-        yield waiting, labels, len(stats.waiting)
-        yield oldest, labels, stats.oldest_wait_ms(now) / 1000
-        yield talking, labels, len(stats.talking)
-        yield on_hold, labels, stats.on_hold()
+        if waiting:
+            yield waiting, labels, len(stats.waiting)
+        if oldest:
+            yield oldest, labels, stats.oldest_wait_ms(now) / 1000
+        if talking:
+            yield talking, labels, len(stats.talking)
+        if on_hold:
+            yield on_hold, labels, stats.on_hold()
+        if not windowed:
+            continue
         for label, sums in zip(board.window_labels, stats.windows.sums, strict=True):
             window_labels = (queue, channel, label)
-            for spec, derive in WINDOWED:
+            for name, derive in windowed:
                 value = derive(sums)
                 if value is not None:
-                    yield spec.name, window_labels, value
-    for queue, state, count in board.agent_counts():
-        yield AGENTS.name, (queue, state), count
+                    yield name, window_labels, value
+    if names is None or AGENTS.name in names:
+        for queue, state, count in board.agent_counts():
+            yield AGENTS.name, (queue, state), count

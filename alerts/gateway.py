@@ -1,0 +1,313 @@
+"""`ccmon gateway`: supervisors' WebSocket endpoint (alerts.md) and the supervisor page.
+
+One gateway keeps a mirror of the alerts firing now, follows every transition from the store
+(Redis) and forwards each one to the clients allowed to see it. Any number of gateways can
+run: each reads the whole transition stream, so a supervisor gets every alert of its queues
+once, whichever gateway it is connected to.
+
+A client is fed through its own bounded queue by its own task, so a slow client never delays
+the others; one that falls `CLIENT_QUEUE` messages behind is disconnected (1013) rather than
+silently missing alerts, and gets a fresh snapshot when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import resources
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .store import ACKED, ALREADY, AlertStore, Message, StoreUnavailable, now_ms
+from .tokens import Supervisor, Tokens
+
+log = logging.getLogger("ccmon.gateway")
+
+AUTH_SECONDS = 5.0  # alerts.md: a browser's first message must authenticate within this
+UNAUTHORIZED = 4401
+TOO_SLOW = 1013  # "try again later": the client reconnects and resyncs from a snapshot
+CLIENT_QUEUE = 1000  # messages a client may fall behind before it is disconnected
+MAX_MESSAGE = 64 * 1024  # clients only send small control messages
+FOLLOW_BLOCK_MS = 2000
+TILES_SECONDS = 1.0
+TILE_MAX_AGE_MS = 30_000  # tiles of a worker that stopped writing them are not shown
+
+PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
+              "/index.html": ("index.html", "text/html; charset=utf-8"),
+              "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+              "/style.css": ("style.css", "text/css; charset=utf-8")}
+
+
+def _page_file(name: str) -> bytes:
+    return resources.files("ccmon.alerts").joinpath("static", name).read_bytes()
+
+
+@dataclass(eq=False)
+class Client:
+    connection: ServerConnection
+    supervisor: Supervisor
+    outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    kpis: bool = False
+
+
+class GatewayMetrics:
+    """The gateway's own registry: client count at scrape time, delivery latency."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        registry.register(self)
+        self.delivery = Histogram(
+            "ccmon_alert_delivery_seconds", "From a transition's publication in the store to "
+            "its message written to a client", registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.sent = Counter("ccmon_gateway_alert_messages", "Alert messages sent to clients",
+                            registry=registry)
+        self.refused = Counter("ccmon_gateway_auth_failures", "Connections closed with 4401",
+                               registry=registry)
+        self.dropped = Counter("ccmon_gateway_slow_clients_dropped",
+                               "Clients disconnected for falling behind", registry=registry)
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self):
+        yield GaugeMetricFamily("ccmon_gateway_clients", "Authenticated WebSocket clients now",
+                                value=len(self.gateway.clients))
+        yield GaugeMetricFamily("ccmon_gateway_firing_alerts",
+                                "Alerts firing now, as this gateway's mirror has them",
+                                value=len(self.gateway.firing))
+
+
+class Gateway:
+    def __init__(self, store: AlertStore, tokens: Tokens) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.clients: set[Client] = set()
+        self.firing: dict[str, Message] = {}
+        self.cursor: str | None = None
+        self.ready = asyncio.Event()  # the mirror is loaded: clients can get a snapshot
+        self.metrics = GatewayMetrics(self)
+        self._tasks: list[asyncio.Task] = []
+        self._closing: set[asyncio.Task] = set()
+        self._server: Server | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> None:
+        self._server = await serve(
+            self._handle, host, port, process_request=self._http, max_size=MAX_MESSAGE,
+            ping_interval=20, ping_timeout=20, server_header="ccmon")
+        self._tasks = [asyncio.create_task(self._follow(), name="follow"),
+                       asyncio.create_task(self._push_tiles(), name="tiles")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- HTTP: the page, /metrics, /healthz -------------------------------------------------
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == "/ws":
+            return None  # the WebSocket handshake goes on
+        if path == "/metrics":
+            return _response(HTTPStatus.OK, generate_latest(self.metrics.registry),
+                             "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/healthz":
+            ready = self.ready.is_set()
+            return _response(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                             b"ok\n" if ready else b"waiting for the alert store\n",
+                             "text/plain; charset=utf-8")
+        if path in PAGE_FILES:
+            name, content_type = PAGE_FILES[path]
+            return _response(HTTPStatus.OK, _page_file(name), content_type)
+        return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+
+    # -- one client ------------------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        supervisor = await self._authenticate(connection)
+        if supervisor is None:
+            self.metrics.refused.inc()
+            await connection.close(UNAUTHORIZED, "unauthorized")
+            return
+        await self.ready.wait()
+        client = Client(connection, supervisor)
+        # The snapshot and the registration happen without an await in between: the client
+        # gets every transition after its snapshot, and none twice.
+        client.outbox.put_nowait((None, {
+            "type": "snapshot", "user": supervisor.name, "queues": supervisor.listed_queues(),
+            "alerts": [m for m in self.firing.values() if supervisor.sees(m["labels"])]}))
+        self.clients.add(client)
+        sender = asyncio.create_task(self._send_loop(client))
+        try:
+            async for raw in connection:
+                await self._on_message(client, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+            sender.cancel()
+
+    async def _authenticate(self, connection: ServerConnection) -> Supervisor | None:
+        header = connection.request.headers.get("Authorization") if connection.request else None
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            return self.tokens.find(token.strip()) if scheme.lower() == "bearer" else None
+        try:
+            raw = await asyncio.wait_for(connection.recv(), AUTH_SECONDS)
+            message = json.loads(raw)
+        except (TimeoutError, ConnectionClosed, ValueError, TypeError):
+            return None
+        if not isinstance(message, dict) or message.get("type") != "auth":
+            return None
+        return self.tokens.find(message.get("token"))
+
+    async def _send_loop(self, client: Client) -> None:
+        connection, outbox = client.connection, client.outbox
+        try:
+            while True:
+                published_at, message = await outbox.get()
+                await connection.send(orjson.dumps(message).decode())
+                if published_at is not None:
+                    self.metrics.delivery.observe(max(0, now_ms() - published_at) / 1000)
+                    self.metrics.sent.inc()
+        except ConnectionClosed:
+            pass
+
+    def _enqueue(self, client: Client, item: tuple[int | None, Message]) -> None:
+        try:
+            client.outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            self.clients.discard(client)
+            self.metrics.dropped.inc()
+            log.warning("%s fell %d messages behind: disconnected", client.supervisor.name,
+                        CLIENT_QUEUE)
+            closing = asyncio.create_task(client.connection.close(TOO_SLOW, "too slow, reconnect"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def _on_message(self, client: Client, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+            kind = message.get("type")
+        except (ValueError, TypeError, AttributeError):
+            self._enqueue(client, (None, _error("not a JSON object")))
+            return
+        if kind == "ping":
+            self._enqueue(client, (None, {"type": "pong"}))
+        elif kind == "ack":
+            await self._ack(client, message.get("id"))
+        elif kind == "subscribe":
+            client.kpis = bool(message.get("kpis"))
+            if client.kpis:
+                await self._send_tiles([client])
+        elif kind == "auth":
+            pass  # already authenticated
+        else:
+            self._enqueue(client, (None, _error(f"unknown message type {kind!r}")))
+
+    async def _ack(self, client: Client, alert_id: Any) -> None:
+        if not isinstance(alert_id, str):
+            self._enqueue(client, (None, _error("ack needs the alert's id")))
+            return
+        alert = self.firing.get(alert_id)
+        try:
+            if alert is None:
+                alert = await self.store.get(alert_id)
+            if alert is None or not client.supervisor.sees(alert["labels"]):
+                # Out of scope reads as unknown: a token learns nothing of other queues.
+                self._enqueue(client, (None, _error("no such alert", alert_id)))
+                return
+            outcome, by = await self.store.ack(alert_id, client.supervisor.name)
+        except StoreUnavailable as exc:
+            self._enqueue(client, (None, _error(f"not acknowledged: {exc}", alert_id)))
+            return
+        if outcome == ALREADY:
+            self._enqueue(client, (None, _error(f"already acknowledged by {by}", alert_id)))
+        elif outcome != ACKED:
+            self._enqueue(client, (None, _error("no such alert", alert_id)))
+        # ACKED: the acknowledgement comes back to every client through the stream.
+
+    # -- the store -------------------------------------------------------------------------
+    async def _follow(self) -> None:
+        """Mirror the firing alerts and forward every transition, resuming after store
+        outages from the cursor (the store keeps the entries)."""
+        down = False
+        while True:
+            try:
+                if self.cursor is None:
+                    self.firing, self.cursor = await self.store.load()
+                    self.ready.set()
+                cursor, entries = await self.store.follow(self.cursor, FOLLOW_BLOCK_MS)
+            except StoreUnavailable as exc:
+                if not down:
+                    log.error("%s; retrying", exc)
+                    down = True
+                await asyncio.sleep(1.0)  # retry pace, not a synchronisation
+                continue
+            if down:
+                log.warning("alert store reachable again")
+                down = False
+            self.cursor = cursor
+            for published_at, message in entries:
+                self._forward(published_at, message)
+
+    def _forward(self, published_at: int, message: Message) -> None:
+        if message["status"] == "firing":
+            self.firing[message["id"]] = message
+        else:
+            self.firing.pop(message["id"], None)
+        for client in list(self.clients):
+            if client.supervisor.sees(message["labels"]):
+                self._enqueue(client, (published_at, message))
+
+    async def _push_tiles(self) -> None:
+        while True:
+            await asyncio.sleep(TILES_SECONDS)  # the page's refresh pace
+            subscribed = [client for client in self.clients if client.kpis]
+            if subscribed:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._send_tiles(subscribed)
+
+    async def _send_tiles(self, clients: list[Client]) -> None:
+        oldest = now_ms() - TILE_MAX_AGE_MS
+        tiles = [tile for tile in await self.store.tiles() if tile.get("at", 0) >= oldest]
+        tiles.sort(key=lambda tile: (tile["queue"], tile["channel"]))
+        window = tiles[0]["window"] if tiles else None
+        for client in clients:
+            mine = [_public_tile(tile) for tile in tiles
+                    if client.supervisor.sees({"queue": tile["queue"]})]
+            self._enqueue(client, (None, {"type": "kpis", "window": window, "tiles": mine}))
+
+
+def _public_tile(tile: Message) -> Message:
+    return {key: value for key, value in tile.items() if key not in ("at", "window")}
+
+
+def _error(text: str, alert_id: str | None = None) -> Message:
+    message: Message = {"type": "error", "error": text}
+    if alert_id is not None:
+        message["id"] = alert_id
+    return message
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store")])
+    return Response(status.value, status.phrase, headers, body)

@@ -1,0 +1,55 @@
+"""Starting `ccmon gateway`: check the settings, reach Redis, serve until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from ccmon.kafka import say
+from ccmon.settings import Settings, SettingsError
+
+from .gateway import Gateway
+from .store import RedisStore
+from .tokens import TokensError, load_tokens
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="ccmon: %(message)s")
+
+
+def run_gateway(settings: Settings) -> int:
+    from ccmon.consumers.run import check_port_free
+
+    if not settings.redis_url:
+        raise SettingsError("the gateway needs CCMON_REDIS_URL: workers and gateways share "
+                            "alerts through Redis (only `ccmon demo` runs without it)")
+    try:
+        tokens = load_tokens(settings.tokens)
+    except TokensError as exc:
+        raise SettingsError(str(exc)) from None
+    if not tokens.entries:
+        say("no CCMON_TOKENS: every connection will be refused (4401)")
+    check_port_free(settings.bind, settings.ws_port, "CCMON_WS_PORT")
+    configure_logging()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, tokens))
+    return 0
+
+
+async def _serve(settings: Settings, tokens) -> None:
+    store = RedisStore(settings.redis_url, settings.app_id)
+    gateway = Gateway(store, tokens)
+    await gateway.start(settings.bind, settings.ws_port)
+    say(f"gateway {settings.app_id}: supervisor page http://{settings.bind}:{settings.ws_port}/ "
+        f"· WebSocket ws://{settings.bind}:{settings.ws_port}/ws · alerts from "
+        f"{store.url.split('@')[-1]}")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        await gateway.stop()
+        await store.close()

@@ -1,0 +1,137 @@
+"""Rules on a board as the event clock passes whole seconds (alerts/watch.py), pure: golden
+event sequences in, transitions at exact moments out."""
+
+from __future__ import annotations
+
+import orjson
+
+from ccmon.alerts.rules import parse_rules
+from ccmon.alerts.state import FIRING, RESOLVED
+from ccmon.alerts.watch import BoardWatch, apply_facts, tiles
+from ccmon.stream.engine import EngineConfig, Intake, Record
+from ccmon.stream.queues import Board
+
+T0 = 1_763_802_000  # 2025-11-22T09:00:00Z, seconds
+WINDOWS = ("5m", "15m", "1h")
+LONG_QUEUE = {"name": "long-queue", "metric": "ccmon_queue_waiting_contacts",
+              "where": {"queue": "billing"}, "op": ">", "threshold": 2, "for": "10s",
+              "clear": 1, "severity": "warning", "summary": "Billing queue above 2 waiting"}
+LOW_SL = {"name": "low-sl", "metric": "ccmon_service_level_ratio", "window": "5m",
+          "op": "<", "threshold": 0.9, "severity": "critical"}
+
+
+class Scenario:
+    """Events in, located facts out, as stage one makes them."""
+
+    def __init__(self) -> None:
+        self.intake = Intake(EngineConfig())
+        self.offset = 0
+        self.lines: list[dict] = []
+
+    def event(self, seconds: float, type_: str, contact: str, **fields: object) -> None:
+        self.lines.append({"event_id": f"e{len(self.lines)}", "type": type_, "ts": T0 + seconds,
+                           "contact_id": contact, **fields})
+
+    def queued(self, seconds: float, contact: str, queue: str = "billing") -> None:
+        self.event(seconds, "contact.queued", contact, queue=queue)
+
+    def facts(self) -> list[tuple]:
+        records = [Record("cc.voice:0", offset, "voice", orjson.dumps(line))
+                   for offset, line in enumerate(self.lines)]
+        facts, dead = self.intake.take(0, records)
+        assert dead == []
+        return facts
+
+
+def watch_for(*entries: dict) -> BoardWatch:
+    config = EngineConfig()
+    return BoardWatch(parse_rules({"rules": list(entries)}, WINDOWS),
+                      Board(config.windows, config.thresholds))
+
+
+def ticks(scenario: Scenario, until: float) -> None:
+    """Another queue's traffic, once a second: it moves the event clock and nothing else."""
+    for second in range(1, int(until) + 1):
+        scenario.queued(second + 0.5, f"tick-{second}", queue="sales")
+
+
+def long_queue_day() -> Scenario:
+    s = Scenario()
+    s.queued(0, "a")
+    s.queued(1.5, "b")
+    s.queued(2.0, "c")  # 3 waiting from 2.0 s on: pending at the 3 s evaluation
+    s.event(20.2, "contact.answered", "a")  # 2 waiting: not > 2, but above clear 1
+    s.event(25.7, "contact.answered", "b")  # 1 waiting: resolves at the 26 s evaluation
+    ticks(s, 40)
+    s.lines.sort(key=lambda line: line["ts"])
+    return s
+
+
+def transitions(watch: BoardWatch, facts: list[tuple]) -> list[tuple]:
+    return [(a.status, a.id, a.starts_at, a.ends_at, a.value)
+            for a in apply_facts(watch.board, facts, watch)]
+
+
+def test_fires_after_for_on_the_event_clock_and_resolves_past_clear():
+    watch = watch_for(LONG_QUEUE)
+    (fired, first_id, starts, _, value), (resolved, second_id, _, ends, last) = transitions(
+        watch, long_queue_day().facts())
+    assert (fired, starts, value) == (FIRING, (T0 + 13) * 1000, 3)  # pending 3 s + for 10 s
+    assert (resolved, second_id, ends, last) == (RESOLVED, first_id, (T0 + 26) * 1000, 1)
+    assert [m["status"] for m in (e.message for e in watch.outbox)] == [FIRING, RESOLVED]
+
+
+def test_a_condition_shorter_than_for_never_fires():
+    s = Scenario()
+    for i in range(3):
+        s.queued(i * 0.1, f"c{i}")
+    s.event(9.5, "contact.abandoned", "c0")  # true from the 1 s to the 9 s evaluation only
+    ticks(s, 30)
+    s.lines.sort(key=lambda line: line["ts"])
+    assert transitions(watch_for(LONG_QUEUE), s.facts()) == []
+
+
+def test_without_a_watch_nothing_is_evaluated():
+    watch = watch_for(LONG_QUEUE)
+    assert apply_facts(watch.board, long_queue_day().facts()) == []
+    assert watch.evaluator.now is None
+
+
+def test_a_restored_watch_goes_on_exactly_as_one_that_never_stopped():
+    facts = long_queue_day().facts()
+    whole = transitions(watch_for(LONG_QUEUE), facts)
+    for cut in (5, len(facts) // 2, len(facts) - 3):
+        first = watch_for(LONG_QUEUE)
+        before = transitions(first, facts[:cut])
+        second = watch_for(LONG_QUEUE)  # from what the worker logs, through JSON
+        for unit, unit_state in first.board.take_dirty().items():
+            if unit_state is not None:
+                second.board.restore(unit, orjson.loads(orjson.dumps(unit_state)))
+        second.restore(orjson.loads(orjson.dumps({**first.evaluator.state(), "outbox": []})))
+        assert before + transitions(second, facts[cut:]) == whole, cut
+
+
+def test_a_ratio_whose_samples_leave_the_window_resolves():
+    s = Scenario()
+    s.queued(0, "x")
+    s.event(30, "contact.abandoned", "x")  # waited 30 s: a counted abandon, SL 0
+    ticks(s, 400)
+    s.lines.sort(key=lambda line: line["ts"])
+    [(fired, _, starts, _, value), (resolved, _, _, ends, _)] = transitions(
+        watch_for(LOW_SL), s.facts())
+    assert (fired, starts, value) == (FIRING, (T0 + 31) * 1000, 0)
+    # A window is (now - 5m, now]: at 330 s the abandon at 30 s has left, the series is gone.
+    assert (resolved, ends) == (RESOLVED, (T0 + 330) * 1000)
+
+
+def test_tiles_show_the_queue_and_no_data_as_none():
+    watch = watch_for()
+    s = Scenario()
+    s.queued(0, "a")
+    s.queued(1, "b")
+    apply_facts(watch.board, s.facts())
+    [tile] = tiles(watch.board, "5m", (T0 + 11) * 1000, at=123).values()
+    assert tile == {"queue": "billing", "channel": "voice", "window": "5m", "at": 123,
+                    "waiting": 2, "oldest_wait_seconds": 11.0, "in_conversation": 0,
+                    "on_hold": 0, "service_level_ratio": None, "abandon_ratio": None,
+                    "answer_wait_seconds_avg": None}
