@@ -326,6 +326,18 @@ class Worker:
                 with contextlib.suppress(StoreUnavailable):  # said by the publisher
                     await store.put_tiles(tiles)
 
+    def board(self, partition: int) -> Board:
+        board = self.boards.get(partition)
+        if board is None:
+            board = self.boards[partition] = Board(self.config.windows, self.config.thresholds)
+            prefix = f"{partition}/".encode()
+            for key, value in list(self.queues.data.items()):
+                if key.startswith(prefix) and value is not None:
+                    unit = key[len(prefix):].decode()
+                    if unit != STATE_UNIT:  # the partition's alert state: see `watch`
+                        board.restore(unit, orjson.loads(value))
+        return board
+
     def _assigned_facts_partitions(self) -> set[int]:
         facts = self.facts.get_topic_name()
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == facts}

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers
+from deployment import Deployment
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,11 @@ def redis_server(workdir: Path) -> Iterator[servers.Server]:
     server = servers.start_redis(workdir)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def deployment(kafka, tmp_path: Path) -> Iterator[Deployment]:
+    """A ccmon deployment of its own on the session's Kafka; its workers stop at the end."""
+    deployment = Deployment(kafka, tmp_path)
+    yield deployment
+    deployment.stop_all()

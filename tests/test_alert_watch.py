@@ -4,67 +4,10 @@ event sequences in, transitions at exact moments out."""
 from __future__ import annotations
 
 import orjson
+from alerting import LONG_QUEUE, LOW_SL, T0, Scenario, long_queue_day, ticks, watch_for
 
-from ccmon.alerts.rules import parse_rules
 from ccmon.alerts.state import FIRING, RESOLVED
 from ccmon.alerts.watch import BoardWatch, apply_facts, tiles
-from ccmon.stream.engine import EngineConfig, Intake, Record
-from ccmon.stream.queues import Board
-
-T0 = 1_763_802_000  # 2025-11-22T09:00:00Z, seconds
-WINDOWS = ("5m", "15m", "1h")
-LONG_QUEUE = {"name": "long-queue", "metric": "ccmon_queue_waiting_contacts",
-              "where": {"queue": "billing"}, "op": ">", "threshold": 2, "for": "10s",
-              "clear": 1, "severity": "warning", "summary": "Billing queue above 2 waiting"}
-LOW_SL = {"name": "low-sl", "metric": "ccmon_service_level_ratio", "window": "5m",
-          "op": "<", "threshold": 0.9, "severity": "critical"}
-
-
-class Scenario:
-    """Events in, located facts out, as stage one makes them."""
-
-    def __init__(self) -> None:
-        self.intake = Intake(EngineConfig())
-        self.offset = 0
-        self.lines: list[dict] = []
-
-    def event(self, seconds: float, type_: str, contact: str, **fields: object) -> None:
-        self.lines.append({"event_id": f"e{len(self.lines)}", "type": type_, "ts": T0 + seconds,
-                           "contact_id": contact, **fields})
-
-    def queued(self, seconds: float, contact: str, queue: str = "billing") -> None:
-        self.event(seconds, "contact.queued", contact, queue=queue)
-
-    def facts(self) -> list[tuple]:
-        records = [Record("cc.voice:0", offset, "voice", orjson.dumps(line))
-                   for offset, line in enumerate(self.lines)]
-        facts, dead = self.intake.take(0, records)
-        assert dead == []
-        return facts
-
-
-def watch_for(*entries: dict) -> BoardWatch:
-    config = EngineConfig()
-    return BoardWatch(parse_rules({"rules": list(entries)}, WINDOWS),
-                      Board(config.windows, config.thresholds))
-
-
-def ticks(scenario: Scenario, until: float) -> None:
-    """Another queue's traffic, once a second: it moves the event clock and nothing else."""
-    for second in range(1, int(until) + 1):
-        scenario.queued(second + 0.5, f"tick-{second}", queue="sales")
-
-
-def long_queue_day() -> Scenario:
-    s = Scenario()
-    s.queued(0, "a")
-    s.queued(1.5, "b")
-    s.queued(2.0, "c")  # 3 waiting from 2.0 s on: pending at the 3 s evaluation
-    s.event(20.2, "contact.answered", "a")  # 2 waiting: not > 2, but above clear 1
-    s.event(25.7, "contact.answered", "b")  # 1 waiting: resolves at the 26 s evaluation
-    ticks(s, 40)
-    s.lines.sort(key=lambda line: line["ts"])
-    return s
 
 
 def transitions(watch: BoardWatch, facts: list[tuple]) -> list[tuple]:

@@ -4,29 +4,22 @@ same events, through bad input, duplicates, SIGKILL restarts and several workers
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
+from deployment import DEADLINE, Deployment
 
-from ccmon.embedded import free_port
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
-from ccmon.launch import Samples, ccmon_process, stop, total, try_scrape, wait_until
-from ccmon.produce import replay
-from ccmon.settings import load
+from ccmon.launch import Samples, total, try_scrape, wait_until
 from ccmon.stream.events import parse_ts
 from ccmon.stream.simulate import Simulation
 
 pytestmark = pytest.mark.kafka
 
 START = 1_763_802_000.0  # 2025-11-22T09:00:00Z
-DEADLINE = 120.0
-_names = itertools.count()
 
 
 def simulated(seed: int, hours: float) -> list[bytes]:
@@ -66,54 +59,6 @@ def mixed(lines: list[bytes], seed: int) -> tuple[list[bytes], list[bytes]]:
         i = rng.randrange(len(out) - 1)
         out.insert(rng.randrange(i + 1, len(out) + 1), out[i])
     return out, bad
-
-
-class Deployment:
-    """Settings of one ccmon deployment on the test broker, and its worker processes."""
-
-    def __init__(self, kafka, tmp_path: Path) -> None:
-        n = next(_names)
-        self.tmp_path = tmp_path
-        self.values = {"brokers": kafka.address, "app_id": f"ccmon-test-{n}",
-                       "topic_prefix": f"t{n}", "clock": "event", "session_timeout": 6,
-                       "partitions": 4}
-        self.settings = load(environ={}, **{k: v for k, v in self.values.items()
-                                            if k in ("brokers", "app_id", "topic_prefix")})
-        self.workers: list = []
-
-    def start_worker(self):
-        port = free_port()
-        # INFO: Faust's rebalance and recovery steps, for the log tail of a failure.
-        process = ccmon_process(["worker", "--loglevel", "INFO"],
-                                {**self.values, "metrics_port": port},
-                                self.tmp_path / f"worker-{len(self.workers)}.log")
-        process.metrics_url = f"http://127.0.0.1:{port}/metrics"
-        self.workers.append(process)
-        wait_until(lambda: process.poll() is not None or try_scrape(process.metrics_url),
-                   DEADLINE, "the worker's /metrics")
-        assert process.poll() is None, self.log_tail()
-        return process
-
-    def send(self, lines: list[bytes]) -> None:
-        path = self.tmp_path / f"lines-{next(_names)}.jsonl"
-        path.write_bytes(b"\n".join(lines) + b"\n")
-        sent = asyncio.run(replay(self.settings, str(path), progress=False))
-        assert sent in (0, None) or sent == len(lines)
-
-    def log_tail(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:]
-                         for p in sorted(self.tmp_path.glob("worker-*.log")))
-
-    def stop_all(self) -> None:
-        for process in self.workers:
-            stop(process)
-
-
-@pytest.fixture
-def deployment(kafka, tmp_path: Path) -> Iterator[Deployment]:
-    deployment = Deployment(kafka, tmp_path)
-    yield deployment
-    deployment.stop_all()
 
 
 def wait_for_figures(urls: list[str], wanted: Samples, deployment: Deployment,

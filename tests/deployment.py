@@ -1,0 +1,59 @@
+"""One ccmon deployment on the test broker (its own app id and topics) and its workers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+from ccmon.embedded import free_port
+from ccmon.launch import ccmon_process, stop, try_scrape, wait_until
+from ccmon.produce import replay
+from ccmon.settings import load
+
+DEADLINE = 120.0
+_names = itertools.count()
+
+
+class Deployment:
+    """Settings of one ccmon deployment on the test broker, and its worker processes."""
+
+    def __init__(self, kafka, tmp_path: Path, **values: object) -> None:
+        n = next(_names)
+        self.tmp_path = tmp_path
+        self.values = {"brokers": kafka.address, "app_id": f"ccmon-test-{n}",
+                       "topic_prefix": f"t{n}", "clock": "event", "session_timeout": 6,
+                       "partitions": 4, **values}
+        self.settings = load(environ={}, **{k: v for k, v in self.values.items()
+                                            if k in ("brokers", "app_id", "topic_prefix")})
+        self.workers: list = []
+
+    def start_worker(self):
+        port = free_port()
+        # INFO: Faust's rebalance and recovery steps, for the log tail of a failure.
+        process = ccmon_process(["worker", "--loglevel", "INFO"],
+                                {**self.values, "metrics_port": port},
+                                self.tmp_path / f"worker-{len(self.workers)}.log")
+        process.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        self.workers.append(process)
+        wait_until(lambda: process.poll() is not None or try_scrape(process.metrics_url),
+                   DEADLINE, "the worker's /metrics")
+        assert process.poll() is None, self.log_tail()
+        return process
+
+    def send(self, lines: list[bytes]) -> None:
+        asyncio.run(self.send_async(lines))
+
+    async def send_async(self, lines: list[bytes]) -> None:
+        path = self.tmp_path / f"lines-{next(_names)}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        sent = await replay(self.settings, str(path), progress=False)
+        assert sent in (0, None) or sent == len(lines)
+
+    def log_tail(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:]
+                         for p in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.workers:
+            stop(process)
