@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,11 +21,14 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import ccmon.alerts
 from ccmon.consumers.run import check_port_free
 from ccmon.embedded import EmbeddedBrokerError, start_tansu, stop_process
 from ccmon.kafka import say, wait_for_brokers
 from ccmon.launch import Samples, ccmon_process, total, try_scrape
 from ccmon.settings import Settings, env_name
+
+EXAMPLE_RULES = Path(ccmon.alerts.__file__).resolve().parent / "examples" / "rules.yaml"
 
 # On tansu a worker needs about half its session timeout to join its group: keep it short, as
 # the demo is one worker that nobody else shares partitions with.
@@ -54,7 +58,8 @@ def status(samples: Samples | None) -> str:
             f"talking {total(samples, 'ccmon_contacts_in_conversation'):.0f} · "
             f"on hold {total(samples, 'ccmon_contacts_on_hold'):.0f} · "
             f"agents available {total(samples, 'ccmon_agents', state='available'):.0f} · "
-            f"dead-lettered {total(samples, 'ccmon_events_invalid_total'):,.0f}")
+            f"dead-lettered {total(samples, 'ccmon_events_invalid_total'):,.0f} · "
+            f"alerts firing {total(samples, 'ccmon_alerts_firing'):.0f}")
 
 
 class Demo:
@@ -65,12 +70,14 @@ class Demo:
         self.log_dir = Path(tempfile.mkdtemp(prefix="ccmon-demo-"))
         self.children: dict[str, subprocess.Popen] = {}
         self.broker = None
+        self.token: str | None = None  # the demo's own supervisor token, if it made one
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping.set()
 
     def run(self) -> int:
         check_port_free(self.settings.bind, self.settings.metrics_port, "CCMON_METRICS_PORT")
+        check_port_free(self.settings.bind, self.settings.ws_port, "CCMON_WS_PORT")
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
         try:
@@ -78,9 +85,10 @@ class Demo:
             if bootstrap is None:
                 return 0
             values = child_settings(self.settings, self.args, bootstrap, dict(os.environ))
+            values |= self._alert_files()
             seed = self.args.seed if self.args.seed is not None else int(time.time()) % 100_000
             metrics_url = f"http://{self.settings.bind}:{self.settings.metrics_port}/metrics"
-            self._start("worker", ["worker"], values)
+            self._start("worker", ["worker", "--with-gateway"], values)
             traffic = ["simulate", "--seed", str(seed), "--scale", str(self.args.scale)]
             self._start("simulator", traffic,
                         {name: values[name] for name in ("brokers", "topic_prefix", "partitions")
@@ -105,6 +113,23 @@ class Demo:
         self.broker = start_tansu(log_path=self.log_dir / "tansu.log")
         return self.broker.bootstrap
 
+    def _alert_files(self) -> dict[str, str]:
+        """The example rules unless rules are configured; a fresh token unless tokens are."""
+        files: dict[str, str] = {}
+        if not self.settings.rules:
+            if any(label == "15m" for label, _ in self.settings.windows):
+                files["rules"] = str(EXAMPLE_RULES)
+            else:
+                say("no CCMON_RULES, and the example rules need a 15m window: no alerts")
+        if not self.settings.tokens:
+            self.token = secrets.token_urlsafe(12)
+            path = self.log_dir / "tokens.yaml"
+            path.write_text(f'tokens:\n  - name: supervisor\n    token: "{self.token}"\n'
+                            f'    queues: ["*"]\n')
+            path.chmod(0o600)
+            files["tokens"] = str(path)
+        return files
+
     def _start(self, name: str, command: list[str], values: dict[str, object]) -> None:
         self.children[name] = ccmon_process(command, values, self.log_dir / f"{name}.log",
                                             # Ctrl-C reaches the demo only: it stops
@@ -113,12 +138,20 @@ class Demo:
 
     def _banner(self, bootstrap: str, metrics_url: str, seed: int) -> None:
         broker = "embedded tansu" if self.broker is not None else "CCMON_BROKERS"
+        settings = self.settings
+        page = f"http://{settings.bind}:{settings.ws_port}/"
+        sign_in = f"sign in with token {self.token}" if self.token else "tokens of CCMON_TOKENS"
+        rules = settings.rules or f"{EXAMPLE_RULES} (example)"
+        store = "Redis at CCMON_REDIS_URL" if settings.redis_url else "in memory"
         print(f"ccmon demo\n"
-              f"  metrics  {metrics_url}\n"
-              f"  broker   {bootstrap} ({broker})\n"
-              f"  traffic  ccmon simulate --seed {seed} --scale {self.args.scale:g}: voice, chat "
-              f"and social on the wall clock\n"
-              f"  logs     {self.log_dir}\n"
+              f"  supervisors  {page} ({sign_in})\n"
+              f"  websocket    ws://{settings.bind}:{settings.ws_port}/ws\n"
+              f"  metrics      {metrics_url}\n"
+              f"  rules        {rules}; alerts {store}\n"
+              f"  broker       {bootstrap} ({broker})\n"
+              f"  traffic      ccmon simulate --seed {seed} --scale {self.args.scale:g}: voice, "
+              f"chat and social on the wall clock\n"
+              f"  logs         {self.log_dir}\n"
               f"Ctrl-C stops everything.", flush=True)
 
     def _watch(self, metrics_url: str) -> int:

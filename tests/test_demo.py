@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from websockets.asyncio.client import connect
 
 from ccmon.embedded import free_port
 from ccmon.launch import total, try_scrape, wait_until
@@ -37,13 +41,34 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def text_of(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def supervisor(url: str, token: str) -> tuple[dict, dict]:
+    """Sign in to the demo's gateway as the page does: the snapshot, then tiles of every
+    queue (a queue has one once a contact came)."""
+    async with connect(url) as connection:
+        await connection.send(json.dumps({"type": "auth", "token": token}))
+        hello = json.loads(await asyncio.wait_for(connection.recv(), DEADLINE))
+        await connection.send(json.dumps({"type": "subscribe", "kpis": True}))
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                message = json.loads(await connection.recv())
+                if message["type"] == "kpis" and {
+                        tile["queue"] for tile in message["tiles"]} >= DEMO_QUEUES:
+                    break
+    return hello, message
+
+
 def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port = free_port()
+    port, ws_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCMON_")}
     output = tmp_path / "demo.out"
     with open(output, "wb") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "ccmon", "demo", "--metrics-port", str(port), "--seed", "7"],
+            [sys.executable, "-m", "ccmon", "demo", "--metrics-port", str(port), "--ws-port",
+             str(ws_port), "--seed", "7"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -55,6 +80,10 @@ def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
                 total(samples, "ccmon_offered_contacts") > 0
 
         wait_until(moving, DEADLINE, "the demo's metrics to show traffic on every queue")
+        token = text_of(output).split("sign in with token ")[1].split(")")[0]
+        hello, kpis = asyncio.run(supervisor(f"ws://127.0.0.1:{ws_port}/ws", token))
+        assert hello["type"] == "snapshot" and hello["queues"] == ["*"]
+        assert all(tile["waiting"] >= 0 for tile in kpis["tiles"])
         children = children_of(demo.pid)
         assert len(children) == 3  # broker, worker, simulator
         demo.send_signal(signal.SIGINT)
@@ -65,7 +94,8 @@ def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
             demo.wait()
     text = output.read_text()
     assert "Traceback" not in text
-    assert f"metrics  {url}" in text
+    assert f"metrics      {url}" in text
+    assert f"supervisors  http://127.0.0.1:{ws_port}/ (sign in with token" in text
     assert "ccmon: stopped; logs in " in text
     log_dir = Path(text.split("ccmon: stopped; logs in ")[1].split()[0])
     for log in ("worker.log", "simulator.log", "tansu.log"):
