@@ -122,7 +122,7 @@ class RedisStore:
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
         address = self.url.split("@")[-1]  # never show a password
-        return StoreUnavailable(f"cannot reach Redis at {address}: {exc}")
+        return StoreUnavailable(f"cannot reach Redis at {address} ({exc})")
 
     async def ping(self) -> None:
         try:

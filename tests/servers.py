@@ -323,15 +323,16 @@ def _redis_pong(host: str, port: int) -> bool:
         return False
 
 
-def start_redis(workdir: str | os.PathLike[str], *,
+def start_redis(workdir: str | os.PathLike[str], *, port: int | None = None,
                 timeout: float = REDIS_START_SECONDS) -> Server:
-    """Debian's redis-server on a free port, nothing persisted (its dir is in workdir)."""
+    """Debian's redis-server on `port` or a free one, nothing persisted (its dir is in
+    workdir)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerError("redis-server is not installed: run scripts/test, or "
                           "apt-get install redis-server")
     directory = _server_dir(workdir, "redis")
-    host, port = "127.0.0.1", free_port()
+    host, port = "127.0.0.1", port or free_port()
     command = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
                "--dir", str(directory), "--daemonize", "no", "--logfile", ""]
     process, log_path, log_file = _launch("redis", command, directory)

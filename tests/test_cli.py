@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import servers
 
 from ccmon.embedded import free_port, start_tansu
 from ccmon.settings import SettingsError, load, parse_duration, parse_windows
@@ -81,3 +82,50 @@ def test_setting_parsers():
     assert parse_windows("5m, 1d") == (("5m", 300.0), ("1d", 86400.0))
     with pytest.raises(SettingsError, match="CCMON_SHORT_ABANDON_SECONDS"):
         load(environ={"CCMON_SHORT_ABANDON_SECONDS": "-1"})
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_gateway_without_redis_or_with_a_bad_tokens_file_is_one_line(tmp_path):
+    assert one_line(ccmon("gateway", env={"CCMON_REDIS_URL": ""})).startswith(
+        "ccmon: the gateway needs CCMON_REDIS_URL")
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text('tokens:\n  - name: alice\n    token: "s3cret"\n    queues: billing\n')
+    line = one_line(ccmon("gateway", "--tokens", str(tokens), "--redis-url", "redis://x:1"))
+    assert line == ("ccmon: token 'alice': field `queues`: a non-empty list of queue names, "
+                    'or ["*"] for every queue')
+    assert "s3cret" not in line
+
+
+def test_worker_with_a_bad_rules_file_is_one_line_naming_rule_and_field(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: long-queue\n    metric: ccmon_queue_waiting_contacts\n"
+                     "    op: '=='\n    threshold: 10\n")
+    line = one_line(ccmon("worker", "--rules", str(rules), "--brokers", "127.0.0.1:1"))
+    assert line == "ccmon: rule 'long-queue': field `op`: '==' is not one of > >= < <="
+
+
+def test_unreachable_redis_is_said_once_and_retried(tmp_path):
+    port = free_port()
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text('tokens:\n  - name: alice\n    token: "s3cret"\n    queues: ["*"]\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ccmon", "gateway", "--redis-url", f"redis://127.0.0.1:{port}/0",
+         "--tokens", str(tokens), "--ws-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert process.stdout.readline().startswith("ccmon: gateway ccmon: supervisor page")
+        refused = process.stdout.readline().strip()
+        assert refused.startswith(f"ccmon: cannot reach Redis at redis://127.0.0.1:{port}/0 (")
+        assert refused.endswith("); retrying")
+        with servers.start_redis(tmp_path, port=port):
+            assert process.stdout.readline().strip() == "ccmon: alert store reachable again"
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
