@@ -107,7 +107,9 @@ class Gateway:
     async def start(self, host: str, port: int) -> None:
         self._server = await serve(
             self._handle, host, port, process_request=self._http, max_size=MAX_MESSAGE,
-            ping_interval=20, ping_timeout=20, server_header="ccmon")
+            ping_interval=20, ping_timeout=20, server_header="ccmon",
+            # Messages are small; per-connection deflate would cost CPU and ~300 KB per client.
+            compression=None)
         self._tasks = [asyncio.create_task(self._follow(), name="follow"),
                        asyncio.create_task(self._push_tiles(), name="tiles")]
 

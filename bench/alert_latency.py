@@ -42,6 +42,7 @@ from ccmon.kafka import ensure_topics  # noqa: E402
 from ccmon.launch import ccmon_process, stop, try_scrape, wait_until  # noqa: E402
 from ccmon.produce import event_message, new_producer  # noqa: E402
 from ccmon.settings import load  # noqa: E402
+from ccmon.stream.events import parse_ts  # noqa: E402
 from ccmon.stream.simulate import SimConfig, Simulation  # noqa: E402
 
 PROBE_RULE = {"name": "probe", "metric": "ccmon_queue_waiting_contacts",
@@ -72,34 +73,38 @@ async def background(settings, rate: float, stop_event: asyncio.Event) -> int:
     return sent
 
 
-async def probes(settings, client: Client, count: int) -> tuple[list[float], list[float]]:
+async def probes(settings, client: Client, count: int) -> dict[str, list[float]]:
+    """Latencies: event sent → alert received, and evaluating second → alert received."""
     producer = new_producer(settings.bootstrap())
     await producer.start()
     rng = random.Random(7)
-    fired, resolved = [], []
+    figures: dict[str, list[float]] = {name: [] for name in (
+        "firing", "resolved", "firing after evaluation", "resolved after evaluation")}
     try:
         for i in range(count + 1):  # the first is a warm-up: group join, first fetches
-            await asyncio.sleep(rng.uniform(0.3, 1.3))  # a random phase within the second
             contact = f"probe-{i}"
-            for kind, status, out in (("contact.queued", "firing", fired),
-                                      ("contact.abandoned", "resolved", resolved)):
+            for kind, status in (("contact.queued", "firing"), ("contact.abandoned", "resolved")):
+                await asyncio.sleep(rng.uniform(0.3, 1.3))  # a random phase within the second
                 event = {"event_id": f"{contact}-{kind}", "type": kind, "ts": time.time(),
                          "contact_id": contact, "queue": "probe", "channel": "voice"}
                 if kind != "contact.queued":
                     del event["queue"]
                 topic, key, value = event_message(settings, event)
-                sent = time.perf_counter()
+                sent = time.time()
                 await producer.send_and_wait(topic, value, key=key)
                 seen = len(client.messages)
-                await client.until(
+                message = await client.until(
                     lambda m, seen=seen, status=status: m.get("type") == "alert"
                     and m["labels"].get("queue") == "probe" and m["status"] == status
                     and client.messages.index(m) >= seen, f"the probe {status}", DEADLINE)
+                received = time.time()
+                evaluated = parse_ts(message["starts_at" if status == "firing" else "ends_at"])
                 if i:
-                    out.append(time.perf_counter() - sent)
+                    figures[status].append(received - sent)
+                    figures[f"{status} after evaluation"].append(received - evaluated / 1000)
     finally:
         await producer.stop()
-    return fired, resolved
+    return figures
 
 
 def percentiles(values: list[float]) -> str:
@@ -117,15 +122,19 @@ async def measure(values: dict, workdir: Path, gateway: Gateway, args) -> None:
     load_task = asyncio.create_task(background(settings, args.rate, stop_event))
     started = time.monotonic()
     try:
-        fired, resolved = await probes(settings, client, args.probes)
+        figures = await probes(settings, client, args.probes)
     finally:
         stop_event.set()
         sent = await load_task
         await client.close()
     rate = sent / (time.monotonic() - started)
     print(f"background traffic: {rate:,.0f} events/s sent ({sent:,} events)")
-    print(f"queued → firing   ({len(fired)} probes): {percentiles(fired)}")
-    print(f"abandon → resolved ({len(resolved)} probes): {percentiles(resolved)}")
+    print(f"{args.probes} probes; latency to the supervisor's WebSocket")
+    print(f"  queued  → firing:   {percentiles(figures['firing'])}")
+    print(f"  abandon → resolved: {percentiles(figures['resolved'])}")
+    print("  from the evaluating second (after the wait for it):")
+    print(f"    firing:   {percentiles(figures['firing after evaluation'])}")
+    print(f"    resolved: {percentiles(figures['resolved after evaluation'])}")
 
 
 def main() -> None:

@@ -91,7 +91,9 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no message {what} within {seconds:g}s: {self.messages}")
+                last = repr(self.messages[-3:])[:2000]
+                raise TimeoutError(f"no message {what} within {seconds:g}s; "
+                                   f"{len(self.messages)} received, the last: {last}")
             try:
                 raw = await asyncio.wait_for(self.connection.recv(), left)
             except TimeoutError:

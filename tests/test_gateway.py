@@ -5,6 +5,7 @@ across gateways, a gateway killed. Transitions are put in Redis with the workers
 from __future__ import annotations
 
 import itertools
+import secrets
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -180,3 +181,30 @@ async def test_with_one_gateway_killed_every_alert_still_arrives_exactly_once(de
         m["id"] for m in [*before[1:], *after])
     metrics = scrape(two.http_url + "/metrics")
     assert total(metrics, "ccmon_alert_delivery_seconds_count") == 7  # alerts sent by two
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_never_delays_the_others(deployment):
+    from alerting import TOKENS
+    from websockets.asyncio.client import connect
+
+    gateway = deployment.gateway()
+    fast = await deployment.client(gateway, "carol")
+    # max_queue=1: once a message waits unread, the library stops reading the socket, so the
+    # gateway's writes to it block once the kernel's buffers are full, as with a browser on
+    # a saturated link.
+    slow = Client(await connect(gateway.ws_url, max_queue=1, additional_headers={
+        "Authorization": f"Bearer {TOKENS['carol'][0]}"}))
+    deployment.clients.append(slow)
+    metrics_url = gateway.http_url + "/metrics"
+    published = []
+    while not total(scrape(metrics_url), "ccmon_gateway_slow_clients_dropped_total"):
+        assert len(published) < 20_000, "the slow client was never dropped"
+        batch = [alert("billing", summary=secrets.token_hex(5_000)) for _ in range(250)]
+        await deployment.store.publish(batch)
+        published += batch
+        await fast.until(is_alert(batch[-1]["id"]), "the batch's last alert", 60)
+    assert [m["id"] for m in fast.alerts()] == [m["id"] for m in published]
+    with pytest.raises(ConnectionClosed):  # after what its buffers held
+        while True:
+            await slow.until(lambda m: False, "nothing: it is dropped", 60)
+    assert len(slow.alerts()) < len(published)
