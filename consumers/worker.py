@@ -320,8 +320,10 @@ class Worker:
                         await self._log_changes(self.queues, partition, changes)
                         alerting.logged(covered)
                 if store is not None:
-                    now_ms = second if not alerting.event_clock else (board.now or 0)
-                    tiles |= board_tiles(board, window, now_ms, second)
+                    # clock = event: the board's own clock; none yet before its first fact.
+                    now_ms = board.now if alerting.event_clock else second
+                    if now_ms is not None:
+                        tiles |= board_tiles(board, window, now_ms, second)
             if tiles:
                 with contextlib.suppress(StoreUnavailable):  # said by the publisher
                     await store.put_tiles(tiles)

@@ -14,7 +14,8 @@ RULES_DIR = Path(__file__).resolve().parents[1] / "alerts" / "prometheus"
 RULES = RULES_DIR / "ccmon-sre.rules.yml"
 EXPORTED = {"ccmon_events_total", "ccmon_events_invalid_total", "ccmon_events_duplicate_total",
             "ccmon_clock_timestamp_seconds", "ccmon_last_event_timestamp_seconds",
-            "ccmon_consumer_lag_records"}
+            "ccmon_consumer_lag_records", "ccmon_alerts_firing", "ccmon_alert_transitions_total",
+            "ccmon_alerts_unpublished"}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_rules_pass_promtool_check(promtool):
     result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_rules_pass_their_promtool_unit_tests(promtool):
