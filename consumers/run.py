@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 
@@ -19,6 +20,8 @@ from ccmon.settings import Settings, SettingsError
 from .alerting import Alerting
 from .exporter import KpiCollector, MonitorClock, registry_for
 from .worker import COMPACTED, Worker, changelog_topics, facts_topic
+
+GC_YOUNG = 100_000  # allocations between young collections (CPython's default: 700)
 
 # aiohttp sets the charset itself and refuses one inside content_type.
 EXPOSITION_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
@@ -79,11 +82,23 @@ def build_worker(settings: Settings, partitions: int, alerting: Alerting | None 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
     with socket.socket() as probe:
+        # As the real listener does: connections of a previous run in TIME_WAIT must not
+        # keep a restarted process off its port; a listening process still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
             raise SettingsError(
                 f"cannot listen on {host}:{port} ({setting}): {exc.strerror}") from None
+
+
+def tune_gc() -> None:
+    """The worker keeps a day of contacts: millions of long-lived objects that CPython's
+    default collector rescans over and over (30 % of the engine's time, pauses of 0.5 s
+    measured in bench). Collect young objects far less often, and leave what exists at
+    start-up out of every collection."""
+    gc.set_threshold(GC_YOUNG, 50, 100)
+    gc.freeze()
 
 
 def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool = False
@@ -102,6 +117,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool
     alerting = load_alerting(settings, store)
     if alerting is None and store is not None:
         alerting = Alerting([], store, settings.clock)  # no rules: the page still has tiles
+    tune_gc()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop too
     try:

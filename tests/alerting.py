@@ -50,7 +50,7 @@ class Gateway:
 
     def __init__(self, settings: dict[str, object], log_path: Path,
                  port: int | None = None) -> None:
-        self.port = port or free_port()
+        self.port = free_port() if port is None else port
         self.log_path = log_path
         self.process = ccmon_process(["gateway"], {**settings, "ws_port": self.port}, log_path)
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"

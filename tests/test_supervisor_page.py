@@ -1,287 +1,287 @@
-"""The supervisor page's own test (alerts/static), in headless Chromium, WITHOUT the gateway.
+"""The supervisor page (alerts/static) in headless Chromium, served by a real `ccmon gateway`
+process on the session's Redis.
 
-A throwaway `websockets` server, started here in a thread with its own event loop, serves
-the three static files and speaks the page's side of the protocol on `/ws` for one token
-("t0k", user alice, queue billing): a snapshot with one firing alert, the alert again with
-`acked_by` after the page's ack, KPI tiles once a second after the subscribe, pong for ping,
-close 4401 for any other token. It checks the page only; the real gateway's end-to-end test
-lives with the gateway and reuses tests/browser.py.
+Alerts and KPI tiles are put in Redis with the workers' own calls (`RedisStore.publish`,
+`RedisStore.put_tiles`); the gateway serves the page, authenticates it and forwards them, as in
+production. Selenium's calls block, so every one runs in a thread (`Page`) and the event loop
+stays free. The gateway's protocol without a browser is tested in test_gateway.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import threading
-from collections.abc import Iterator
+import itertools
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from alerting import TOKENS, Gateway, alert, resolved, write_tokens
 from browser import browser, console_log, wait_for  # tests/ is on sys.path (conftest.py)
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
-STATIC = Path(__file__).resolve().parents[1] / "alerts" / "static"
-FILES = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/style.css": ("style.css", "text/css; charset=utf-8"),
-}
-TOKEN = "t0k"
-ALERT_ID = "3f2a9c0d1e5b7a6c4d8e"
+from ccmon.alerts.store import Message, RedisStore, now_ms
+from ccmon.launch import scrape, total
+
+T = TypeVar("T")
+WAIT_SECONDS = 30.0
+ALICE = TOKENS["alice"][0]
 SUMMARY = "<b>Billing</b> queue above 10 waiting <img src=x onerror=alert(1)>"
+_apps = itertools.count()
 
 
-class FakeGateway:
-    """Just enough of the gateway for the page: one user, one alert, KPI tiles."""
+class Deployment:
+    """One app id on the shared Redis: its gateway processes, its store as a worker sees it."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="fake-gateway", daemon=True)
-        self.ready = threading.Event()
-        self.port = 0
-        self.received: list[dict[str, Any]] = []  # every message from the page, in order
-        self.closed_4401 = 0
-        self.connections: set[ServerConnection] = set()
-        self.alert: dict[str, Any] = {
-            "type": "alert", "id": ALERT_ID, "rule": "long-queue", "status": "firing",
-            "severity": "critical", "labels": {"queue": "billing", "channel": "voice"},
-            "value": 12, "threshold": 10, "summary": SUMMARY,
-            "starts_at": "2026-01-01T09:14:00Z", "ends_at": None, "acked_by": None,
-        }
-        self.failure: BaseException | None = None
+    def __init__(self, redis_url: str, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        app_id = f"page-test-{next(_apps)}"
+        self.settings = {"redis_url": redis_url, "app_id": app_id,
+                         "tokens": write_tokens(tmp_path / "tokens.yaml")}
+        self.store = RedisStore(redis_url, app_id)
+        self.gateways: list[Gateway] = []
 
-    # -- thread and loop -------------------------------------------------------------------
-    def start(self) -> None:
-        self.thread.start()
-        if not self.ready.wait(10):
-            raise RuntimeError(f"fake gateway did not start: {self.failure!r}")
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self._stopped.set)
-        self.thread.join(10)
-
-    def call(self, coro_fn) -> None:
-        asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._main())
-        except BaseException as exc:
-            self.failure = exc
-            raise
-        finally:
-            self.loop.close()
-
-    async def _main(self) -> None:
-        self._stopped = asyncio.Event()
-        self._accepting = asyncio.Event()
-        self._accepting.set()
-        async with serve(
-            self._handler, "127.0.0.1", 0, process_request=self._process_request
-        ) as server:
-            self.port = server.sockets[0].getsockname()[1]
-            self.ready.set()
-            await self._stopped.wait()
-
-    # -- HTTP: the three static files ------------------------------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/ws":
-            return None  # go on with the WebSocket handshake
-        if path not in FILES:
-            return connection.respond(404, "not found\n")
-        name, content_type = FILES[path]
-        body = (STATIC / name).read_bytes()
-        headers = Headers(
-            [("Content-Type", content_type), ("Content-Length", str(len(body))),
-             ("Cache-Control", "no-store")]
-        )
-        return Response(200, "OK", headers, body)
-
-    # -- WebSocket: the protocol -----------------------------------------------------------
-    async def _handler(self, ws: ServerConnection) -> None:
-        try:
-            first = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        except (TimeoutError, ConnectionClosed, ValueError):
-            await ws.close(4401, "no auth")
-            return
-        self.received.append(first)
-        if first.get("type") != "auth" or first.get("token") != TOKEN:
-            self.closed_4401 += 1
-            await ws.close(4401, "token refused")
-            return
-        self.connections.add(ws)
-        kpis: asyncio.Task | None = None
-        try:
-            await self._accepting.wait()  # held while the test wants the page reconnecting
-            firing = [self.alert] if self.alert["status"] == "firing" else []
-            await ws.send(json.dumps({"type": "snapshot", "user": "alice",
-                                      "queues": ["billing"], "alerts": firing}))
-            async for raw in ws:
-                msg = json.loads(raw)
-                self.received.append(msg)
-                if msg.get("type") == "subscribe" and kpis is None:
-                    kpis = asyncio.create_task(self._kpis(ws))
-                elif msg.get("type") == "ping":
-                    await ws.send(json.dumps({"type": "pong"}))
-                elif msg.get("type") == "ack" and msg.get("id") == ALERT_ID:
-                    self.alert["acked_by"] = "alice"
-                    await self._broadcast(self.alert)
-                elif msg.get("type") == "ack":
-                    await ws.send(json.dumps({"type": "error", "error": "unknown alert",
-                                              "id": msg.get("id")}))
-        except ConnectionClosed:
-            pass
-        finally:
-            self.connections.discard(ws)
-            if kpis is not None:
-                kpis.cancel()
-
-    async def _kpis(self, ws: ServerConnection) -> None:
-        tick = 0
-        while True:
-            tiles = [
-                {"queue": "billing", "channel": "voice", "waiting": 3 + tick,
-                 "oldest_wait_seconds": 41.5, "in_conversation": 7, "on_hold": 1,
-                 "service_level_ratio": 0.82, "abandon_ratio": 0.05,
-                 "answer_wait_seconds_avg": 12.3},
-                {"queue": "billing", "channel": "chat", "waiting": 0,
-                 "oldest_wait_seconds": 0, "in_conversation": 2, "on_hold": 0,
-                 "service_level_ratio": None, "abandon_ratio": None,
-                 "answer_wait_seconds_avg": None},
-            ]
-            await ws.send(json.dumps({"type": "kpis", "window": "5m", "tiles": tiles}))
-            tick += 1
-            await asyncio.sleep(1)  # the server's own pace, as the gateway's: not a test wait
-
-    async def _broadcast(self, message: dict[str, Any]) -> None:
-        for ws in list(self.connections):
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(json.dumps(message))
-
-    async def resolve(self) -> None:
-        self.alert.update(status="resolved", ends_at="2026-01-01T09:20:30Z", value=7)
-        await self._broadcast(self.alert)
-
-    async def drop_connections(self) -> None:
-        """Close every page's connection and hold new ones before their snapshot."""
-        self._accepting.clear()
-        for ws in list(self.connections):
-            await ws.close(1012, "restarting")
-
-    async def accept_again(self) -> None:
-        self._accepting.set()
+    async def gateway(self, port: int | None = None) -> Gateway:
+        log_path = self.tmp_path / f"gateway-{len(self.gateways)}.log"
+        gateway = await asyncio.to_thread(Gateway, self.settings, log_path, port)
+        self.gateways.append(gateway)
+        return gateway
 
 
 @pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    server = FakeGateway()
-    server.start()
-    yield server
-    server.stop()
+async def deployment(redis_server, tmp_path: Path) -> AsyncIterator[Deployment]:
+    deployment = Deployment(redis_server.url, tmp_path)
+    yield deployment
+    for gateway in deployment.gateways:
+        await asyncio.to_thread(gateway.stop)
+    await deployment.store.close()
 
 
-def text_of(driver, selector: str) -> str:
+class Page:
+    """The page in a headless Chromium. Selenium's calls block: each runs in a thread."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self.driver = driver
+
+    async def do(self, step: Callable[..., T], *args: Any) -> T:
+        """`step(driver, *args)`, one of the functions below."""
+        return await asyncio.to_thread(step, self.driver, *args)
+
+    async def until(self, predicate: Callable[[WebDriver], T], what: str) -> T:
+        return await asyncio.to_thread(wait_for, self.driver, predicate, WAIT_SECONDS, what)
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    session = browser(tmp_path)
+    driver = await asyncio.to_thread(session.__enter__)
+    yield Page(driver)
+    await asyncio.to_thread(session.__exit__, None, None, None)
+
+
+# -- steps and views: plain Selenium, run through Page.do / Page.until -------------------------
+def text_of(driver: WebDriver, selector: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, selector).text
 
 
-def test_supervisor_page_against_a_fake_gateway(gateway: FakeGateway, tmp_path: Path) -> None:
-    with browser(tmp_path) as driver:
-        driver.get(gateway.url)
-        assert driver.title == "ccmon — supervisor"
-        assert text_of(driver, "h1") == "ccmon — supervisor"
-        wait_for(driver, lambda d: d.find_element(By.ID, "token").is_displayed())
-        assert driver.find_element(By.ID, "token").get_attribute("type") == "password"
-        assert not driver.find_element(By.ID, "dashboard").is_displayed()
+def displayed(driver: WebDriver, element_id: str) -> bool:
+    return driver.find_element(By.ID, element_id).is_displayed()
 
-        # A wrong token: closed with 4401, "Token refused", the form again.
-        driver.find_element(By.ID, "token").send_keys("wrong")
-        driver.find_element(By.ID, "sign-in").click()
-        wait_for(driver, lambda d: "Token refused" in text_of(d, "#status"))
-        wait_for(driver, lambda d: d.find_element(By.ID, "sign-in-form").is_displayed())
-        assert gateway.closed_4401 == 1
-        assert gateway.received == [{"type": "auth", "token": "wrong"}]
-        assert driver.execute_script("return sessionStorage.getItem('ccmon.token')") is None
 
-        # The right token: the snapshot's firing alert, the user and queues, "live".
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "sign-in").click()
-        row = wait_for(driver, lambda d: d.find_element(By.ID, f"alert-{ALERT_ID}"))
-        assert row.get_attribute("data-status") == "firing"
-        assert row.get_attribute("data-severity") == "critical"
-        wait_for(driver, lambda d: text_of(d, "#connection") == "live")
-        assert text_of(driver, "#user") == "alice · billing"
-        assert not driver.find_element(By.ID, "sign-in-form").is_displayed()
-        assert driver.execute_script("return sessionStorage.getItem('ccmon.token')") == TOKEN
-        # Server strings are text, never markup.
-        summary = row.find_element(By.CSS_SELECTOR, ".summary")
-        assert summary.text == SUMMARY
-        assert summary.find_elements(By.CSS_SELECTOR, "*") == []
-        assert "long-queue" in row.text and "CRITICAL" in row.text
-        assert "queue=billing" in row.text and "channel=voice" in row.text
-        assert "12 (threshold 10)" in row.text
+def is_live(driver: WebDriver) -> bool:
+    return text_of(driver, "#connection") == "live"
 
-        # Subscribed after auth: tiles, updated in place; null is "no data", never 0 %.
-        wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#tiles .tile")) == 2)
-        voice = '#tiles .tile[data-queue="billing"][data-channel="voice"]'
-        chat = '#tiles .tile[data-queue="billing"][data-channel="chat"]'
-        first = text_of(driver, f'{voice} [data-metric="waiting"] dd')
-        wait_for(driver, lambda d: text_of(d, f'{voice} [data-metric="waiting"] dd') != first)
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#tiles .tile")) == 2
-        assert text_of(driver, f'{voice} [data-metric="service_level_ratio"] dd') == "82 %"
-        assert text_of(driver, f'{voice} [data-metric="abandon_ratio"] dd') == "5 %"
-        assert text_of(driver, f'{chat} [data-metric="service_level_ratio"] dd') == "no data"
-        assert text_of(driver, f'{chat} [data-metric="abandon_ratio"] dd') == "no data"
-        assert driver.find_element(By.CSS_SELECTOR, voice).get_attribute("data-alert") == (
-            "critical"
-        )
-        assert gateway.received[1:3] == [
-            {"type": "auth", "token": TOKEN}, {"type": "subscribe", "kpis": True}
-        ]
 
-        # Acknowledge: the same row, now "Acknowledged by alice" and no button.
-        row.find_element(By.CSS_SELECTOR, "button.ack").click()
-        acked = wait_for(
-            driver, lambda d: d.find_element(By.CSS_SELECTOR, f"#alert-{ALERT_ID} .acked")
-        )
-        assert acked.text == "Acknowledged by alice"
-        assert row.find_elements(By.CSS_SELECTOR, "button.ack") == []
-        assert {"type": "ack", "id": ALERT_ID} in gateway.received
+def stored_token(driver: WebDriver) -> str | None:
+    return driver.execute_script("return sessionStorage.getItem('ccmon.token')")
 
-        # Resolved: updated in place, greyed, never duplicated.
-        gateway.call(gateway.resolve)
-        wait_for(driver, lambda d: d.find_element(By.ID, f"alert-{ALERT_ID}")
-                 .get_attribute("data-status") == "resolved")
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts > li")) == 1
-        assert driver.find_element(By.CSS_SELECTOR, voice).get_attribute("data-alert") is None
 
-        # The connection drops: "Disconnected, reconnecting…", then live again with the
-        # kept token; the fresh (empty) snapshot leaves the resolved row as history.
-        gateway.call(gateway.drop_connections)
-        wait_for(driver, lambda d: text_of(d, "#connection") == "Disconnected, reconnecting…")
-        gateway.call(gateway.accept_again)
-        wait_for(driver, lambda d: text_of(d, "#connection") == "live")
-        assert sum(m == {"type": "auth", "token": TOKEN} for m in gateway.received) == 2
-        rows = driver.find_elements(By.CSS_SELECTOR, "#alerts > li")
-        assert [r.get_attribute("id") for r in rows] == [f"alert-{ALERT_ID}"]
-        assert rows[0].get_attribute("data-status") == "resolved"
+def sign_in(driver: WebDriver, token: str) -> None:
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.ID, "sign-in").click()
 
-        # A reload keeps the tab's token: live again without the form.
-        driver.refresh()
-        wait_for(driver, lambda d: text_of(d, "#connection") == "live")
-        assert not driver.find_element(By.ID, "sign-in-form").is_displayed()
-        assert sum(m == {"type": "auth", "token": TOKEN} for m in gateway.received) == 3
 
-        errors = [line for line in console_log(driver) if line.startswith("SEVERE")]
-        assert errors == []
+def acknowledge(driver: WebDriver, alert_id: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, f"#alert-{alert_id} button.ack").click()
+
+
+def severe(driver: WebDriver) -> list[str]:
+    """The console's errors since the last call."""
+    return [line for line in console_log(driver) if line.startswith("SEVERE")]
+
+
+# Read in one script, so a view is never half before and half after a message.
+ROWS = """return [...document.querySelectorAll('#alerts > li')].map((li) => {
+  const summary = li.querySelector('.summary'), acked = li.querySelector('.acked');
+  return {id: li.id, status: li.dataset.status, severity: li.dataset.severity,
+          text: li.innerText, summary: summary.textContent, markup: summary.children.length,
+          acked: acked && acked.textContent, button: li.querySelector('button.ack') !== null};
+});"""
+TILES = """const tiles = {};
+for (const tile of document.querySelectorAll('#tiles .tile')) {
+  const shown = {alert: tile.dataset.alert || null};
+  for (const row of tile.querySelectorAll('[data-metric]')) {
+    shown[row.dataset.metric] = row.querySelector('dd').textContent;
+  }
+  tiles[`${tile.dataset.queue}/${tile.dataset.channel}`] = shown;
+}
+return tiles;"""
+
+
+def rows(driver: WebDriver) -> dict[str, dict[str, Any]]:
+    """The alert list as shown, by alert id (the row's element id is `alert-<id>`)."""
+    listed = driver.execute_script(ROWS)
+    shown = {row.pop("id").removeprefix("alert-"): row for row in listed}
+    assert len(shown) == len(listed), "an alert shown twice"
+    return shown
+
+
+def tiles(driver: WebDriver) -> dict[str, dict[str, str | None]]:
+    """The KPI tiles as shown, by "queue/channel": each metric's text, and `alert`."""
+    return driver.execute_script(TILES)
+
+
+def when(view: Callable[[WebDriver], T], condition: Callable[[T], object]
+         ) -> Callable[[WebDriver], T | None]:
+    """A predicate for Page.until: what `view` shows, once `condition` holds for it."""
+    def predicate(driver: WebDriver) -> T | None:
+        seen = view(driver)
+        return seen if condition(seen) else None
+    return predicate
+
+
+def tile(queue: str, channel: str, *, age_ms: int = 0, **figures: object) -> Message:
+    """A KPI tile as a worker writes it."""
+    return {"queue": queue, "channel": channel, "window": "5m", "at": now_ms() - age_ms,
+            "waiting": 3, "oldest_wait_seconds": 41.5, "in_conversation": 7, "on_hold": 1,
+            "service_level_ratio": None, "abandon_ratio": 0.05,
+            "answer_wait_seconds_avg": 12.3, **figures}
+
+
+# -- the tests ---------------------------------------------------------------------------------
+async def test_a_supervisor_sees_the_alerts_and_figures_of_their_queues_live(
+        deployment: Deployment, page: Page) -> None:
+    store = deployment.store
+    firing = alert("billing", summary=SUMMARY)
+    await store.publish([firing, alert("sales")])  # firing before anyone signs in
+    gateway = await deployment.gateway()
+
+    await page.do(WebDriver.get, gateway.http_url + "/")
+    assert await page.do(lambda d: d.title) == "ccmon — supervisor"
+    assert await page.do(text_of, "h1") == "ccmon — supervisor"
+    await page.until(lambda d: displayed(d, "token"), "the sign-in form")
+    assert await page.do(lambda d: d.find_element(By.ID, "token").get_attribute("type")) == (
+        "password")
+    assert not await page.do(displayed, "dashboard")
+
+    # A wrong token: the gateway closes with 4401, the page says so and shows the form again.
+    await page.do(sign_in, "wrong")
+    await page.until(lambda d: "Token refused" in text_of(d, "#status"), "Token refused")
+    await page.until(lambda d: displayed(d, "sign-in-form"), "the form again")
+    assert await page.do(stored_token) is None
+    metrics = await asyncio.to_thread(scrape, gateway.http_url + "/metrics")
+    assert total(metrics, "ccmon_gateway_auth_failures_total") == 1
+
+    # Alice's token: her name and queue, "live", and the snapshot: billing's alert, not sales'.
+    await page.do(sign_in, ALICE)
+    await page.until(is_live, "live")
+    assert await page.do(text_of, "#user") == "alice · billing"
+    assert not await page.do(displayed, "sign-in-form")
+    assert await page.do(stored_token) == ALICE
+    shown = await page.do(rows)
+    assert list(shown) == [firing["id"]]
+    row = shown[firing["id"]]
+    assert (row["status"], row["severity"]) == ("firing", "warning")
+    assert row["summary"] == SUMMARY and row["markup"] == 0  # text, never markup
+    for text in ("long-queue", "WARNING", "queue=billing", "channel=voice", "12 (threshold 10)"):
+        assert text in row["text"]
+
+    # Transitions as they are published. Sales' comes first: the gateway forwards in order, so
+    # had it been sent to alice it would be on the page once billing's later one is.
+    sales = alert("sales")
+    await store.publish([sales])
+    later = alert("billing", channel="chat")
+    await store.publish([later])
+    shown = await page.until(when(rows, lambda r: later["id"] in r), "the later alert")
+    assert sorted(shown) == sorted([firing["id"], later["id"]])
+    assert shown[later["id"]]["status"] == "firing"
+
+    # KPI tiles, pushed once a second: only alice's queue, none older than 30 s.
+    await store.put_tiles({"billing\x1fvoice": tile("billing", "voice"),
+                           "billing\x1fchat": tile("billing", "chat", age_ms=60_000),
+                           "sales\x1fvoice": tile("sales", "voice")})
+    figures = await page.until(when(tiles, bool), "the tiles")
+    assert figures == {"billing/voice": {
+        "alert": "warning",  # the firing alert on billing/voice
+        "waiting": "3", "oldest_wait_seconds": "41.5 s", "in_conversation": "7", "on_hold": "1",
+        "service_level_ratio": "no data", "abandon_ratio": "5 %",
+        "answer_wait_seconds_avg": "12.3 s"}}
+    assert await page.do(text_of, "#kpi-window") == "(ratios over 5m)"
+    await store.put_tiles({"billing\x1fvoice": tile("billing", "voice", waiting=4,
+                                                    service_level_ratio=0.825)})
+    figures = await page.until(when(tiles, lambda t: t["billing/voice"]["waiting"] == "4"),
+                               "the tile updated")
+    assert list(figures) == ["billing/voice"]  # updated in place
+    assert figures["billing/voice"]["service_level_ratio"] == "82.5 %"
+
+    # Acknowledge: through the gateway into the store, and back to the page from the store.
+    await page.do(acknowledge, firing["id"])
+    shown = await page.until(when(rows, lambda r: r[firing["id"]]["acked"]), "the ack")
+    row = shown[firing["id"]]
+    assert row["acked"] == "Acknowledged by alice"
+    assert not row["button"] and row["status"] == "firing"
+    assert (await store.get(firing["id"]))["acked_by"] == "alice"
+    assert (await page.do(rows))[later["id"]]["button"]
+
+    # Resolved: the same row, updated in place, still acknowledged; the tile's mark goes.
+    await store.publish([resolved(firing)])
+    shown = await page.until(when(rows, lambda r: r[firing["id"]]["status"] == "resolved"),
+                             "the resolution")
+    assert sorted(shown) == sorted([firing["id"], later["id"]])  # no duplicate
+    assert shown[firing["id"]]["acked"] == "Acknowledged by alice"
+    assert "Ended" in shown[firing["id"]]["text"]
+    assert (await page.do(tiles))["billing/voice"]["alert"] is None
+
+    # A reload keeps the tab's token: live again without the form, from a fresh snapshot.
+    await page.do(WebDriver.refresh)
+    await page.until(is_live, "live after the reload")
+    assert not await page.do(displayed, "sign-in-form")
+    assert await page.do(text_of, "#user") == "alice · billing"
+    assert list(await page.do(rows)) == [later["id"]]
+
+    assert await page.do(severe) == []
+
+
+async def test_the_page_reconnects_to_a_restarted_gateway_and_resyncs_from_its_snapshot(
+        deployment: Deployment, page: Page) -> None:
+    store = deployment.store
+    before = alert("billing")
+    await store.publish([before])
+    gateway = await deployment.gateway()
+    await page.do(WebDriver.get, gateway.http_url + "/")
+    await page.until(lambda d: displayed(d, "token"), "the sign-in form")
+    await page.do(sign_in, ALICE)
+    await page.until(is_live, "live")
+    assert list(await page.do(rows)) == [before["id"]]
+    assert await page.do(severe) == []
+
+    await asyncio.to_thread(gateway.stop)
+    await page.until(lambda d: text_of(d, "#connection") == "Disconnected, reconnecting…",
+                     "the page to notice")
+    # While no gateway runs: billing's alert resolves, another fires, and one of sales'.
+    during = alert("billing")
+    await store.publish([resolved(before), during, alert("sales")])
+
+    await deployment.gateway(port=gateway.port)  # TIME_WAIT connections do not keep it off
+    await page.until(is_live, "live again")
+    # The fresh snapshot is the truth: the alert that ended meanwhile is gone.
+    shown = await page.do(rows)
+    assert list(shown) == [during["id"]]
+    assert shown[during["id"]]["status"] == "firing"
+    assert await page.do(text_of, "#user") == "alice · billing"
+    assert not await page.do(displayed, "sign-in-form")
+
+    # Only the page's attempts while nothing listened on the port.
+    refused = f"WebSocket connection to '{gateway.ws_url}' failed"
+    assert [line for line in await page.do(severe) if refused not in line] == []
