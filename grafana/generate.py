@@ -46,15 +46,20 @@ def targets(*exprs: tuple[str, str], instant: bool = False) -> list[dict]:
 
 
 def stat(title: str, exprs: list[tuple[str, str]], unit: str, thresholds: dict,
-         description: str, decimals: int | None = 0) -> Panel:
+         description: str, decimals: int | None = 0, plain: tuple[str, ...] = ()) -> Panel:
     """A big tile: the latest value per series, coloured by threshold; "no data" when absent
-    (a ratio with no samples in its window is absent by contract, never 0 %)."""
+    (a ratio with no samples in its window is absent by contract, never 0 %). Series named
+    in `plain` are shown in a neutral colour, outside the thresholds."""
+    neutral = [{"matcher": {"id": "byName", "options": name},
+                "properties": [{"id": "color", "value": {"mode": "fixed",
+                                                         "fixedColor": BLUE}}]}
+               for name in plain]
     return {
         "type": "stat", "title": title, "description": description, "datasource": DATASOURCE,
         "targets": targets(*exprs, instant=True),
         "fieldConfig": {"defaults": {"unit": unit, "decimals": decimals,
                                      "thresholds": thresholds, "color": {"mode": "thresholds"},
-                                     "noValue": "no data"}, "overrides": []},
+                                     "noValue": "no data"}, "overrides": neutral},
         "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
                     "colorMode": "background", "graphMode": "none", "justifyMode": "center",
                     "textMode": "value_and_name", "orientation": "vertical",
@@ -197,7 +202,8 @@ def wallboard() -> dict:
         (stat("Agents", [(f'sum(ccmon_agents{{{QUEUE}, state="available"}})', "available"),
                          (f'sum(ccmon_agents{{{QUEUE}, state="busy"}})', "busy")], "none",
               steps((RED, None), (AMBER, 1), (GREEN, 3)),
-              "Agents serving this queue whose latest state is available, and busy."), 4, 6),
+              "Agents serving this queue whose latest state is available (coloured), and busy.",
+              plain=("busy",)), 4, 6),
     ]
     age = stat("Data age", [('time() - ccmon:last_event_timestamp_seconds:max'
                              '{channel=~"$channel"}', by_channel)], "s",
@@ -322,7 +328,8 @@ def sre() -> dict:
                 "Records of its assigned partitions a worker has not read yet."), 8, 9),
             (stat("Workers up", [('sum(up{job="ccmon"})', "up"),
                                  ('count(up{job="ccmon"})', "scraped")], "none",
-                  steps((RED, None), (GREEN, 1)), "Workers Prometheus can scrape."), 4, 9),
+                  steps((RED, None), (GREEN, 1)), "Workers Prometheus can scrape.",
+                  plain=("scraped",)), 4, 9),
             (stat("Monitor clock behind", [(
                 "time() - max(ccmon_clock_timestamp_seconds)", "behind")], "s",
                 steps((GREEN, None), (AMBER, 30), (RED, 120)),
