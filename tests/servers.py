@@ -1,8 +1,8 @@
 """Real servers for the tests, each a subprocess bound to 127.0.0.1 on a free port.
 
-Plain Python (no pytest): `start_kafka`, `start_tansu` and `start_redis` return a running
-`Server` once it is ready (polled against a deadline, never a fixed sleep) or raise
-`ServerError` with the tail of the server's log file, which lives in the given workdir.
+Plain Python (no pytest): `start_kafka`, `start_tansu`, `start_redis` and `start_prometheus`
+return a running `Server` once it is ready (polled against a deadline, never a fixed sleep) or
+raise `ServerError` with the tail of the server's log file, which lives in the given workdir.
 
 Apache Kafka runs in KRaft mode (controller and broker in one JVM) from the jars that
 `mvn -f pom.xml dependency:copy-dependencies` puts in build/kafka/libs; `kafka_libs()` runs that
@@ -23,10 +23,15 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+import yaml
 
 from ccmon import embedded
 from ccmon.embedded import (
@@ -42,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = ROOT / "build" / "kafka" / "libs"
 KAFKA_START_SECONDS = 90.0
 REDIS_START_SECONDS = 20.0
+PROMETHEUS_START_SECONDS = 30.0
 MVN_SECONDS = 600.0
 _counter = itertools.count(1)
 
@@ -355,4 +361,62 @@ def start_redis(workdir: str | os.PathLike[str], *, port: int | None = None,
     return server
 
 
-__all__ = ["Server", "ServerError", "kafka_libs", "start_kafka", "start_redis", "start_tansu"]
+# --- Prometheus -------------------------------------------------------------------------------
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def start_prometheus(workdir: str | os.PathLike[str], scrape_configs: list[dict],
+                     rule_files: Sequence[str | os.PathLike[str]] = (), *,
+                     scrape_interval: str = "1s",
+                     timeout: float = PROMETHEUS_START_SECONDS) -> Server:
+    """Debian's prometheus on a free port: it scrapes `scrape_configs` (Prometheus' own
+    `scrape_configs` entries) and evaluates `rule_files` (recording and alerting rules) every
+    `scrape_interval`; its config, TSDB and log are in workdir. `.url` is the base URL of its
+    HTTP API (`/api/v1/query`)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise ServerError("prometheus is not installed: run scripts/test, or "
+                          "apt-get install prometheus")
+    missing = [str(path) for path in rule_files if not Path(path).is_file()]
+    if missing:  # Prometheus takes them as globs: a missing file would load nothing, silently
+        raise ServerError(f"no such rule file: {', '.join(missing)}")
+    directory = _server_dir(workdir, "prometheus")
+    config = directory / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval,
+                   "evaluation_interval": scrape_interval},
+        "rule_files": [str(Path(path).resolve()) for path in rule_files],
+        "scrape_configs": scrape_configs,
+    }, sort_keys=False))
+    host, port = "127.0.0.1", free_port()
+    command = [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
+               f"--web.listen-address={host}:{port}", "--log.level=info"]
+    process, log_path, log_file = _launch("prometheus", command, directory)
+    server = Server("prometheus", process, host, port, log_path, url=f"http://{host}:{port}",
+                    workdir=directory, _log_file=log_file)
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout
+        while not _http_ok(f"{server.url}/-/ready"):
+            if process.poll() is not None:
+                raise ServerError(f"prometheus exited with code {process.returncode}; "
+                                  f"last lines of {log_path}:\n{log_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"prometheus was not ready on {server.address} within "
+                                  f"{timeout:g}s; last lines of {log_path}:\n"
+                                  f"{log_tail(log_path)}")
+            time.sleep(0.05)
+
+    _wait_or_raise(server, wait)
+    return server
+
+
+__all__ = ["Server", "ServerError", "kafka_libs", "start_kafka", "start_prometheus",
+           "start_redis", "start_tansu"]
