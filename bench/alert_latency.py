@@ -172,7 +172,8 @@ def main() -> None:
     asyncio.run(ensure_topics(kafka.address, [*settings.channel_topics.values(),
                                               settings.agents_topic], args.partitions))
     port = free_port()
-    worker = ccmon_process(["worker"], {**values, "metrics_port": port}, workdir / "worker.log")
+    worker = ccmon_process(["worker"], {**values, "metrics_port": port}, workdir / "worker.log",
+                           cwd=workdir)
     gateway = None
     try:
         wait_until(lambda: try_scrape(f"http://127.0.0.1:{port}/metrics"), DEADLINE,

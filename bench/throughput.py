@@ -94,7 +94,8 @@ def worker_rate(values: dict, lines: list[bytes], workdir: Path) -> tuple[float,
         k: v for k, v in values.items() if k in ("brokers", "topic_prefix")}))
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    worker = ccmon_process(["worker"], {**values, "metrics_port": port}, workdir / "worker.log")
+    worker = ccmon_process(["worker"], {**values, "metrics_port": port}, workdir / "worker.log",
+                           cwd=workdir)
     try:
         def applied() -> float:
             samples = try_scrape(url) or {}

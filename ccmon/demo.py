@@ -45,6 +45,10 @@ def child_settings(settings: Settings, args: argparse.Namespace, bootstrap: str,
                                  for field in fields(Settings)
                                  if getattr(args, field.name, None) is not None}
     values["brokers"] = bootstrap
+    for name in ("rules", "tokens"):  # the children run in the demo's folder
+        path = values.get(name) or environ.get(env_name(name))
+        if path:
+            values[name] = os.path.abspath(path)
     if "session_timeout" not in values and env_name("session_timeout") not in environ:
         values["session_timeout"] = DEMO_SESSION_TIMEOUT
     return values
@@ -134,7 +138,10 @@ class Demo:
         self.children[name] = ccmon_process(command, values, self.log_dir / f"{name}.log",
                                             # Ctrl-C reaches the demo only: it stops
                                             # the children itself, in order.
-                                            start_new_session=True)
+                                            start_new_session=True,
+                                            # Faust's data folder goes there, not where
+                                            # the user typed the command.
+                                            cwd=self.log_dir)
 
     def _banner(self, bootstrap: str, metrics_url: str, seed: int) -> None:
         broker = "embedded tansu" if self.broker is not None else "CCMON_BROKERS"

@@ -33,7 +33,8 @@ class Deployment:
         # INFO: Faust's rebalance and recovery steps, for the log tail of a failure.
         process = ccmon_process(["worker", "--loglevel", "INFO"],
                                 {**self.values, "metrics_port": port},
-                                self.tmp_path / f"worker-{len(self.workers)}.log")
+                                self.tmp_path / f"worker-{len(self.workers)}.log",
+                                cwd=self.tmp_path)  # Faust's <app id>-data folder goes there
         process.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.workers.append(process)
         wait_until(lambda: process.poll() is not None or try_scrape(process.metrics_url),
