@@ -54,8 +54,15 @@ class KpiCollector:
         now = self.clock.now()
         families = {spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
                     for spec in QUEUE_METRICS}
+        event_clock = self.clock.mode == "event"
         for board in self.boards():
-            for name, labels, value in queue_metrics(board, now):
+            # clock = event: a board is read at its own clock, the facts its partition has
+            # applied, never ahead of them: the rules evaluate it second by second at that
+            # clock (alerts/watch.py), and a scrape must not slide its windows ahead.
+            at = board.latest_ts if event_clock else now
+            if not at:
+                continue  # clock = event, no fact yet: nothing to export, no clock to use
+            for name, labels, value in queue_metrics(board, at):
                 families[name].add_metric(labels, value)
         yield from families.values()
         yield from self._health(now)

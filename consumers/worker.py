@@ -34,6 +34,7 @@ from operator import attrgetter
 import faust
 import orjson
 from aiokafka import ConsumerRecord
+from aiokafka.partitioner import murmur2
 
 from ccmon.alerts.store import StoreUnavailable
 from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
@@ -64,6 +65,12 @@ def changelog_topics(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
 
 
+def fact_partition(series: tuple[str, str], partitions: int) -> int:
+    """The facts partition of a (queue, channel): Kafka's default partitioning of the key
+    `queue<US>channel` (murmur2), so the owner of a series never changes with this code."""
+    return (murmur2(f"{series[0]}{SEP}{series[1]}".encode()) & 0x7FFFFFFF) % partitions
+
+
 def _partition_key(partition: int, name: str) -> bytes:
     # Table keys carry their partition so a partition's state is found again after recovery.
     return f"{partition}/{name}".encode()
@@ -81,6 +88,7 @@ class Worker:
         self.boards: dict[int, Board] = {}
         self._writing: asyncio.Future | None = None  # the latest batch's changelog writes
         self._clock_sent = 0  # the event clock last told to stage two
+        self._fact_partitions: dict[tuple[str, str], int] = {}
         self.partitions = partitions
         options: dict[str, object] = {
             "broker": [f"kafka://{server}" for server in settings.bootstrap().split(",")],
@@ -180,17 +188,23 @@ class Worker:
                 ledger.restore(key[len(prefix):].decode(), orjson.loads(value))
 
     async def _send_facts(self, facts: list[Located]) -> list[asyncio.Future]:
-        by_queue: dict[tuple[str, str], list] = defaultdict(list)
+        """Send a batch's facts to the partitions of their (queue, channel) keys, in batch
+        order within each partition: stage two must see a partition's facts in the order
+        they happened, so the rules pass each second on the right state (clock = event)."""
+        by_partition: dict[int, list] = defaultdict(list)
+        partition_of = self._fact_partitions
         for located in facts:
-            by_queue[located[0], located[1]].append(located)
-        producer = self.app.producer
+            series = (located[0], located[1])
+            partition = partition_of.get(series)
+            if partition is None:
+                partition = partition_of[series] = fact_partition(series, self.partitions)
+            by_partition[partition].append(located)
+        send = self.app.producer.send
         topic = self.facts.get_topic_name()
-        pending = [await producer.send(topic, f"{queue}{SEP}{channel}".encode(),
-                                       orjson.dumps(batch[i:i + FACTS_PER_MESSAGE]),
-                                       None, None, None)
-                   for (queue, channel), batch in by_queue.items()
-                   for i in range(0, len(batch), FACTS_PER_MESSAGE)]
-        return pending
+        return [await send(topic, None, orjson.dumps(batch[i:i + FACTS_PER_MESSAGE]),
+                           partition, None, None)
+                for partition, batch in by_partition.items()
+                for i in range(0, len(batch), FACTS_PER_MESSAGE)]
 
     async def _send_clock(self) -> list[asyncio.Future]:
         """Tell every facts partition how far event time has got (see queues.CLOCK)."""
@@ -302,6 +316,7 @@ class Worker:
         alerting = self.alerting
         store = alerting.store
         window = self.settings.windows[0][0]
+        tiles_sent: asyncio.Future | None = None
         while True:
             now = time.time()
             await asyncio.sleep(math.ceil(now) - now + 0.001)  # to the next whole second
@@ -324,9 +339,14 @@ class Worker:
                     now_ms = board.now if alerting.event_clock else second
                     if now_ms is not None:
                         tiles |= board_tiles(board, window, now_ms, second)
-            if tiles:
-                with contextlib.suppress(StoreUnavailable):  # said by the publisher
-                    await store.put_tiles(tiles)
+            # In the background: an unreachable Redis must not hold up the next evaluation.
+            if tiles and (tiles_sent is None or tiles_sent.done()):
+                tiles_sent = asyncio.ensure_future(self._put_tiles(store, tiles))
+
+    @staticmethod
+    async def _put_tiles(store, tiles: dict[str, dict]) -> None:
+        with contextlib.suppress(StoreUnavailable):  # said by the publisher
+            await store.put_tiles(tiles)
 
     def board(self, partition: int) -> Board:
         board = self.boards.get(partition)

@@ -120,3 +120,52 @@ async def test_a_worker_killed_and_restarted_tells_each_transition_once(live):
     await asyncio.to_thread(
         wait_until, lambda: total(scrape(restarted.metrics_url), "ccmon_alerts_firing") == 0,
         DEADLINE, "no alert firing in the restarted worker's /metrics")
+
+
+async def test_alerts_wait_for_redis_while_it_is_down_and_arrive_once_it_is_back(kafka, tmp_path):
+    from servers import start_redis
+
+    from ccmon.alerts.store import RedisStore
+
+    redis = start_redis(tmp_path / "redis-a")
+    port = redis.port
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"rules": [LONG_QUEUE, LOW_SL]}))
+    deployment = Deployment(kafka, tmp_path, partitions=1, rules=rules, redis_url=redis.url)
+    scenario = with_abandons(long_queue_day())
+    wanted = expected_messages(scenario)
+    try:
+        worker = await asyncio.to_thread(deployment.start_worker)
+        redis.stop()
+        await deployment.send_async(lines(scenario))
+
+        def waiting_transitions() -> float:
+            return total(scrape(worker.metrics_url), "ccmon_alerts_unpublished")
+
+        seen: list[float] = []
+        try:
+            await asyncio.to_thread(
+                wait_until, lambda: seen.append(waiting_transitions()) or seen[-1] == len(wanted),
+                DEADLINE, "every transition held for Redis")
+        except TimeoutError:
+            pytest.fail(f"transitions held: {sorted(set(seen))}, wanted {len(wanted)}")
+        said = f"ccmon: cannot reach Redis at redis://127.0.0.1:{port}/0"
+        log = tmp_path / "worker-0.log"
+        await asyncio.to_thread(wait_until, lambda: said in log.read_text(), DEADLINE,
+                                "the worker to say Redis is away")
+
+        redis = start_redis(tmp_path / "redis-b", port=port)  # empty: nothing was persisted
+        await asyncio.to_thread(wait_until, lambda: waiting_transitions() == 0, DEADLINE,
+                                "the held transitions published")
+        store = RedisStore(redis.url, deployment.values["app_id"])
+        try:
+            _, cursor = await store.load()
+            _, entries = await store.follow("0-0", 1000)
+        finally:
+            await store.close()
+        assert [message for _, message in entries] == wanted and cursor != "0-0"
+        text = log.read_text()
+        assert text.count(said) == 1 and "ccmon: the alert store is reachable again" in text
+    finally:
+        deployment.stop_all()
+        redis.stop()
