@@ -6,17 +6,17 @@ import asyncio
 import itertools
 import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
+from servers import http_ok
 from websockets.asyncio.client import ClientConnection, connect
 
 from ccmon.alerts.rules import parse_rules
 from ccmon.alerts.state import rfc3339
+from ccmon.alerts.store import RedisStore
 from ccmon.alerts.watch import BoardWatch
 from ccmon.embedded import free_port
 from ccmon.launch import ccmon_process, stop, wait_until
@@ -28,6 +28,7 @@ TOKENS = {"alice": ("alice-t0ken", ["billing"]), "bob": ("bob-t0ken", ["sales"])
 START_SECONDS = 60.0
 MESSAGE_SECONDS = 30.0
 _ids = itertools.count()
+_apps = itertools.count()
 
 
 def write_tokens(path: Path) -> Path:
@@ -35,14 +36,6 @@ def write_tokens(path: Path) -> Path:
         {"name": name, "token": token, "queues": queues}
         for name, (token, queues) in TOKENS.items()]}))
     return path
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
 
 
 class Gateway:
@@ -55,7 +48,7 @@ class Gateway:
         self.process = ccmon_process(["gateway"], {**settings, "ws_port": self.port}, log_path)
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.http_url = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: self.process.poll() is not None or healthy(self.http_url + "/healthz"),
+        wait_until(lambda: self.process.poll() is not None or http_ok(self.http_url + "/healthz"),
                    START_SECONDS, "the gateway's /healthz")
         assert self.process.poll() is None, self.log()
 
@@ -111,6 +104,40 @@ class Client:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+class AlertStack:
+    """One app id on a Redis: its gateway processes, its clients, its store as a worker sees
+    it (to put alerts and tiles in as a worker does)."""
+
+    def __init__(self, redis_url: str, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        app_id = f"alerts-test-{next(_apps)}"
+        self.settings = {"redis_url": redis_url, "app_id": app_id,
+                         "tokens": write_tokens(tmp_path / "tokens.yaml")}
+        self.store = RedisStore(redis_url, app_id)
+        self.gateways: list[Gateway] = []
+        self.clients: list[Client] = []
+
+    def gateway(self, port: int | None = None) -> Gateway:
+        log_path = self.tmp_path / f"gateway-{len(self.gateways)}.log"
+        gateway = Gateway(self.settings, log_path, port)
+        self.gateways.append(gateway)
+        return gateway
+
+    async def client(self, gateway: Gateway, name: str, header: bool = True) -> Client:
+        """A supervisor signed in, its snapshot received."""
+        client = await Client.open(gateway.ws_url, name, header=header)
+        self.clients.append(client)
+        await client.until(lambda m: m["type"] == "snapshot", "snapshot")
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+        for gateway in self.gateways:
+            await asyncio.to_thread(gateway.stop)
+        await self.store.close()
 
 
 def is_alert(alert_id: str, **fields: object):

@@ -51,3 +51,14 @@ def deployment(kafka, tmp_path: Path) -> Iterator[Deployment]:
     deployment = Deployment(kafka, tmp_path)
     yield deployment
     deployment.stop_all()
+
+
+@pytest.fixture
+async def stack(redis_server, tmp_path: Path):
+    """Gateways, supervisors and the store of an app id of its own on the session's Redis;
+    all closed at the end."""
+    from alerting import AlertStack
+
+    stack = AlertStack(redis_server.url, tmp_path)
+    yield stack
+    await stack.close()

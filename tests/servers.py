@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -303,6 +303,25 @@ def _wait_or_raise(server: Server, wait) -> None:
         raise
 
 
+def _poll_ready(server: Server, ready: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `ready` until true; a server that exits or misses the deadline is a ServerError
+    with its log's tail (and is stopped)."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if server.process.poll() is not None:
+                raise ServerError(f"{server.name} exited with code {server.process.returncode}; "
+                                  f"last lines of {server.log_path}:\n{log_tail(server.log_path)}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"{server.name} did not {what} on {server.address} within "
+                                  f"{timeout:g}s; last lines of {server.log_path}:\n"
+                                  f"{log_tail(server.log_path)}")
+            time.sleep(0.05)  # poll pace
+
+    _wait_or_raise(server, wait)
+
+
 # --- tansu ------------------------------------------------------------------------------------
 
 
@@ -345,26 +364,15 @@ def start_redis(workdir: str | os.PathLike[str], *, port: int | None = None,
     server = Server("redis", process, host, port, log_path, url=f"redis://{host}:{port}/0",
                     workdir=directory, _log_file=log_file)
 
-    def wait() -> None:
-        deadline = time.monotonic() + timeout
-        while not _redis_pong(host, port):
-            if process.poll() is not None:
-                raise ServerError(f"redis-server exited with code {process.returncode}; "
-                                  f"last lines of {log_path}:\n{log_tail(log_path)}")
-            if time.monotonic() > deadline:
-                raise ServerError(f"redis-server did not answer PING on {server.address} "
-                                  f"within {timeout:g}s; last lines of {log_path}:\n"
-                                  f"{log_tail(log_path)}")
-            time.sleep(0.05)
-
-    _wait_or_raise(server, wait)
+    _poll_ready(server, lambda: _redis_pong(host, port), timeout, "answer PING")
     return server
 
 
 # --- Prometheus -------------------------------------------------------------------------------
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """True if `url` answers 200."""
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:
             return response.status == 200
@@ -402,19 +410,7 @@ def start_prometheus(workdir: str | os.PathLike[str], scrape_configs: list[dict]
     server = Server("prometheus", process, host, port, log_path, url=f"http://{host}:{port}",
                     workdir=directory, _log_file=log_file)
 
-    def wait() -> None:
-        deadline = time.monotonic() + timeout
-        while not _http_ok(f"{server.url}/-/ready"):
-            if process.poll() is not None:
-                raise ServerError(f"prometheus exited with code {process.returncode}; "
-                                  f"last lines of {log_path}:\n{log_tail(log_path)}")
-            if time.monotonic() > deadline:
-                raise ServerError(f"prometheus was not ready on {server.address} within "
-                                  f"{timeout:g}s; last lines of {log_path}:\n"
-                                  f"{log_tail(log_path)}")
-            time.sleep(0.05)
-
-    _wait_or_raise(server, wait)
+    _poll_ready(server, lambda: http_ok(f"{server.url}/-/ready"), timeout, "get ready")
     return server
 
 

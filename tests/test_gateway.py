@@ -4,55 +4,15 @@ across gateways, a gateway killed. Transitions are put in Redis with the workers
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import signal
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from alerting import Client, Gateway, alert, is_alert, resolved, write_tokens
+from alerting import Client, alert, is_alert, resolved
 from websockets.exceptions import ConnectionClosed
 
-from ccmon.alerts.store import RedisStore
 from ccmon.launch import scrape, total
-
-_apps = itertools.count()
-
-
-class Deployment:
-    """One app id on the shared Redis: its gateways, its store as a worker sees it."""
-
-    def __init__(self, redis_url: str, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        app_id = f"gw-test-{next(_apps)}"
-        self.settings = {"redis_url": redis_url, "app_id": app_id,
-                         "tokens": write_tokens(tmp_path / "tokens.yaml")}
-        self.store = RedisStore(redis_url, app_id)
-        self.gateways: list[Gateway] = []
-        self.clients: list[Client] = []
-
-    def gateway(self) -> Gateway:
-        gateway = Gateway(self.settings, self.tmp_path / f"gateway-{len(self.gateways)}.log")
-        self.gateways.append(gateway)
-        return gateway
-
-    async def client(self, gateway: Gateway, name: str, header: bool = True) -> Client:
-        client = await Client.open(gateway.ws_url, name, header=header)
-        self.clients.append(client)
-        await client.until(lambda m: m["type"] == "snapshot", "snapshot")
-        return client
-
-
-@pytest.fixture
-async def deployment(redis_server, tmp_path: Path) -> AsyncIterator[Deployment]:
-    deployment = Deployment(redis_server.url, tmp_path)
-    yield deployment
-    for client in deployment.clients:
-        await client.close()
-    for gateway in deployment.gateways:
-        gateway.stop()
-    await deployment.store.close()
 
 
 async def closed_with(open_client: Callable, seconds: float = 15.0) -> tuple[int, list]:
@@ -65,8 +25,8 @@ async def closed_with(open_client: Callable, seconds: float = 15.0) -> tuple[int
     return closed.value.rcvd.code, received
 
 
-async def test_a_bad_or_missing_token_is_closed_with_4401_and_sent_nothing(deployment):
-    gateway = deployment.gateway()
+async def test_a_bad_or_missing_token_is_closed_with_4401_and_sent_nothing(stack):
+    gateway = stack.gateway()
     from websockets.asyncio.client import connect
 
     async def wrong_header():
@@ -86,13 +46,13 @@ async def test_a_bad_or_missing_token_is_closed_with_4401_and_sent_nothing(deplo
     assert total(scrape(gateway.http_url + "/metrics"), "ccmon_gateway_auth_failures_total") == 3
 
 
-async def test_snapshot_then_only_the_transitions_of_ones_own_queues(deployment):
+async def test_snapshot_then_only_the_transitions_of_ones_own_queues(stack):
     billing, sales = alert("billing"), alert("sales")
-    await deployment.store.publish([billing, sales])
-    gateway = deployment.gateway()
-    alice = await deployment.client(gateway, "alice", header=False)  # the browsers' way
-    bob = await deployment.client(gateway, "bob")
-    carol = await deployment.client(gateway, "carol")
+    await stack.store.publish([billing, sales])
+    gateway = stack.gateway()
+    alice = await stack.client(gateway, "alice", header=False)  # the browsers' way
+    bob = await stack.client(gateway, "bob")
+    carol = await stack.client(gateway, "carol")
     assert [a["id"] for a in alice.messages[0]["alerts"]] == [billing["id"]]
     assert alice.messages[0]["user"] == "alice"
     assert [a["id"] for a in bob.messages[0]["alerts"]] == [sales["id"]]
@@ -100,7 +60,7 @@ async def test_snapshot_then_only_the_transitions_of_ones_own_queues(deployment)
         [billing["id"], sales["id"]])
 
     later_sales = alert("sales")
-    await deployment.store.publish([resolved(billing), later_sales])
+    await stack.store.publish([resolved(billing), later_sales])
     ended = await alice.until(is_alert(billing["id"], status="resolved"), "billing resolved")
     assert ended["ends_at"] is not None and ended["labels"] == billing["labels"]
     await bob.until(is_alert(later_sales["id"]), "the later sales alert")
@@ -114,11 +74,11 @@ async def test_snapshot_then_only_the_transitions_of_ones_own_queues(deployment)
 
 
 async def test_a_repeated_transition_is_delivered_once_and_a_resolved_alert_stays_resolved(
-        deployment):
-    gateway = deployment.gateway()
-    carol = await deployment.client(gateway, "carol")
+        stack):
+    gateway = stack.gateway()
+    carol = await stack.client(gateway, "carol")
     first = alert("billing")
-    store = deployment.store
+    store = stack.store
     assert await store.publish([first, first]) == 1  # a worker re-publishing after a crash
     assert await store.publish([resolved(first), first, resolved(first)]) == 1
     marker = alert("sales")
@@ -127,13 +87,13 @@ async def test_a_repeated_transition_is_delivered_once_and_a_resolved_alert_stay
     assert [m["status"] for m in carol.alerts(id=first["id"])] == ["firing", "resolved"]
 
 
-async def test_an_ack_reaches_every_client_of_the_queue_on_every_gateway(deployment):
-    one, two = deployment.gateway(), deployment.gateway()
+async def test_an_ack_reaches_every_client_of_the_queue_on_every_gateway(stack):
+    one, two = stack.gateway(), stack.gateway()
     billing = alert("billing")
-    await deployment.store.publish([billing])
-    alice = await deployment.client(one, "alice")
-    carol = await deployment.client(two, "carol")
-    bob = await deployment.client(two, "bob")
+    await stack.store.publish([billing])
+    alice = await stack.client(one, "alice")
+    carol = await stack.client(two, "carol")
+    bob = await stack.client(two, "bob")
 
     await bob.connection.send(f'{{"type":"ack","id":"{billing["id"]}"}}')
     refused = await bob.until(lambda m: m["type"] == "error", "an error")
@@ -147,21 +107,21 @@ async def test_an_ack_reaches_every_client_of_the_queue_on_every_gateway(deploym
     again = await carol.until(lambda m: m["type"] == "error", "an error")
     assert again["error"] == "already acknowledged by alice"
     # The acknowledgement is kept: the resolution carries it, and so does a new snapshot.
-    late = await deployment.client(one, "carol")
+    late = await stack.client(one, "carol")
     assert late.messages[0]["alerts"][0]["acked_by"] == "alice"
-    await deployment.store.publish([resolved(billing)])
+    await stack.store.publish([resolved(billing)])
     ended = await alice.until(is_alert(billing["id"], status="resolved"), "the resolution")
     assert ended["acked_by"] == "alice"
     assert bob.alerts() == []
     assert total(scrape(one.http_url + "/metrics"), "ccmon_gateway_clients") == 2
 
 
-async def test_with_one_gateway_killed_every_alert_still_arrives_exactly_once(deployment):
-    one, two = deployment.gateway(), deployment.gateway()
-    on_one = await deployment.client(one, "carol")
-    on_two = await deployment.client(two, "carol")
+async def test_with_one_gateway_killed_every_alert_still_arrives_exactly_once(stack):
+    one, two = stack.gateway(), stack.gateway()
+    on_one = await stack.client(one, "carol")
+    on_two = await stack.client(two, "carol")
     before = [alert("billing") for _ in range(3)]
-    await deployment.store.publish(before)
+    await stack.store.publish(before)
     for client in (on_one, on_two):
         await client.until(is_alert(before[-1]["id"]), "the last alert before the kill")
 
@@ -171,36 +131,36 @@ async def test_with_one_gateway_killed_every_alert_still_arrives_exactly_once(de
         await on_one.until(lambda m: False, "nothing: the gateway is dead", 30)
 
     after = [alert("sales") for _ in range(3)]
-    await deployment.store.publish([resolved(before[0]), *after])
+    await stack.store.publish([resolved(before[0]), *after])
     await on_two.until(is_alert(after[-1]["id"]), "the last alert after the kill")
     ids = [(m["id"], m["status"]) for m in on_two.alerts()]
     assert len(ids) == len(set(ids)) == 7  # 3 + 1 resolved + 3, none twice
     # The supervisor of the dead gateway reconnects to the other one: a fresh snapshot.
-    again = await deployment.client(two, "carol")
+    again = await stack.client(two, "carol")
     assert sorted(a["id"] for a in again.messages[0]["alerts"]) == sorted(
         m["id"] for m in [*before[1:], *after])
     metrics = scrape(two.http_url + "/metrics")
     assert total(metrics, "ccmon_alert_delivery_seconds_count") == 7  # alerts sent by two
 
 
-async def test_a_client_that_stops_reading_is_dropped_and_never_delays_the_others(deployment):
+async def test_a_client_that_stops_reading_is_dropped_and_never_delays_the_others(stack):
     from alerting import TOKENS
     from websockets.asyncio.client import connect
 
-    gateway = deployment.gateway()
-    fast = await deployment.client(gateway, "carol")
+    gateway = stack.gateway()
+    fast = await stack.client(gateway, "carol")
     # max_queue=1: once a message waits unread, the library stops reading the socket, so the
     # gateway's writes to it block once the kernel's buffers are full, as with a browser on
     # a saturated link.
     slow = Client(await connect(gateway.ws_url, max_queue=1, additional_headers={
         "Authorization": f"Bearer {TOKENS['carol'][0]}"}))
-    deployment.clients.append(slow)
+    stack.clients.append(slow)
     metrics_url = gateway.http_url + "/metrics"
     published = []
     while not total(scrape(metrics_url), "ccmon_gateway_slow_clients_dropped_total"):
         assert len(published) < 20_000, "the slow client was never dropped"
         batch = [alert("billing", summary=secrets.token_hex(5_000)) for _ in range(250)]
-        await deployment.store.publish(batch)
+        await stack.store.publish(batch)
         published += batch
         await fast.until(is_alert(batch[-1]["id"]), "the batch's last alert", 60)
     assert [m["id"] for m in fast.alerts()] == [m["id"] for m in published]

@@ -10,52 +10,23 @@ stays free. The gateway's protocol without a browser is tested in test_gateway.p
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from alerting import TOKENS, Gateway, alert, resolved, write_tokens
+from alerting import TOKENS, AlertStack, alert, resolved
 from browser import browser, console_log, wait_for  # tests/ is on sys.path (conftest.py)
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
-from ccmon.alerts.store import Message, RedisStore, now_ms
+from ccmon.alerts.store import Message, now_ms
 from ccmon.launch import scrape, total
 
 T = TypeVar("T")
 WAIT_SECONDS = 30.0
 ALICE = TOKENS["alice"][0]
 SUMMARY = "<b>Billing</b> queue above 10 waiting <img src=x onerror=alert(1)>"
-_apps = itertools.count()
-
-
-class Deployment:
-    """One app id on the shared Redis: its gateway processes, its store as a worker sees it."""
-
-    def __init__(self, redis_url: str, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        app_id = f"page-test-{next(_apps)}"
-        self.settings = {"redis_url": redis_url, "app_id": app_id,
-                         "tokens": write_tokens(tmp_path / "tokens.yaml")}
-        self.store = RedisStore(redis_url, app_id)
-        self.gateways: list[Gateway] = []
-
-    async def gateway(self, port: int | None = None) -> Gateway:
-        log_path = self.tmp_path / f"gateway-{len(self.gateways)}.log"
-        gateway = await asyncio.to_thread(Gateway, self.settings, log_path, port)
-        self.gateways.append(gateway)
-        return gateway
-
-
-@pytest.fixture
-async def deployment(redis_server, tmp_path: Path) -> AsyncIterator[Deployment]:
-    deployment = Deployment(redis_server.url, tmp_path)
-    yield deployment
-    for gateway in deployment.gateways:
-        await asyncio.to_thread(gateway.stop)
-    await deployment.store.close()
 
 
 class Page:
@@ -161,11 +132,11 @@ def tile(queue: str, channel: str, *, age_ms: int = 0, **figures: object) -> Mes
 
 # -- the tests ---------------------------------------------------------------------------------
 async def test_a_supervisor_sees_the_alerts_and_figures_of_their_queues_live(
-        deployment: Deployment, page: Page) -> None:
-    store = deployment.store
+        stack: AlertStack, page: Page) -> None:
+    store = stack.store
     firing = alert("billing", summary=SUMMARY)
     await store.publish([firing, alert("sales")])  # firing before anyone signs in
-    gateway = await deployment.gateway()
+    gateway = await asyncio.to_thread(stack.gateway)
 
     await page.do(WebDriver.get, gateway.http_url + "/")
     assert await page.do(lambda d: d.title) == "ccmon — supervisor"
@@ -254,11 +225,11 @@ async def test_a_supervisor_sees_the_alerts_and_figures_of_their_queues_live(
 
 
 async def test_the_page_reconnects_to_a_restarted_gateway_and_resyncs_from_its_snapshot(
-        deployment: Deployment, page: Page) -> None:
-    store = deployment.store
+        stack: AlertStack, page: Page) -> None:
+    store = stack.store
     before = alert("billing")
     await store.publish([before])
-    gateway = await deployment.gateway()
+    gateway = await asyncio.to_thread(stack.gateway)
     await page.do(WebDriver.get, gateway.http_url + "/")
     await page.until(lambda d: displayed(d, "token"), "the sign-in form")
     await page.do(sign_in, ALICE)
@@ -273,7 +244,7 @@ async def test_the_page_reconnects_to_a_restarted_gateway_and_resyncs_from_its_s
     during = alert("billing")
     await store.publish([resolved(before), during, alert("sales")])
 
-    await deployment.gateway(port=gateway.port)  # TIME_WAIT connections do not keep it off
+    await asyncio.to_thread(stack.gateway, gateway.port)  # TIME_WAIT connections do not keep it off
     await page.until(is_live, "live again")
     # The fresh snapshot is the truth: the alert that ended meanwhile is gone.
     shown = await page.do(rows)
