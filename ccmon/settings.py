@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -119,6 +120,10 @@ class Settings:
     session_timeout: float = _setting(
         30.0, parse_seconds, "seconds Kafka waits for a silent worker before its partitions "
         "move to the others (failover time)")
+    instance_id: str = _setting(
+        "", str, "this worker's stable name in the consumer group (static membership: a "
+        "restarted worker takes its partitions back at once); default host name and metrics "
+        "port, 'none' to turn static membership off")
 
     @property
     def channel_topics(self) -> dict[str, str]:
@@ -134,6 +139,12 @@ class Settings:
 
     def bootstrap(self) -> str:
         return self.brokers or "localhost:9092"
+
+    def group_instance_id(self) -> str | None:
+        """The worker's static group membership id, or None (dynamic membership)."""
+        if self.instance_id.lower() == "none":
+            return None
+        return self.instance_id or f"{socket.gethostname()}-{self.metrics_port}"
 
     def service_level_threshold(self, queue: str) -> float:
         return self.service_level_by_queue.get(queue, self.service_level_seconds)

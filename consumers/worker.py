@@ -40,6 +40,7 @@ from ccmon.alerts.store import StoreUnavailable
 from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
 from ccmon.alerts.watch import tiles as board_tiles
 from ccmon.settings import Settings
+from ccmon.stream.deadletter import dead_letter_message
 from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located
 from ccmon.stream.queues import CLOCK, SEP, Board
 
@@ -108,6 +109,7 @@ class Worker:
             "broker_max_poll_records": BATCH_MAX,
             "consumer_max_fetch_size": 4 * 1024 * 1024,  # per partition: room for big batches
             "broker_session_timeout": settings.session_timeout,
+            "consumer_group_instance_id": settings.group_instance_id(),
             "broker_heartbeat_interval": max(0.5, settings.session_timeout / 10),
         }
         options.update(faust_options)
@@ -160,8 +162,7 @@ class Worker:
             dead += run_dead
             touched.append(partition)
         # Taken before the first await: a rebalance may drop the ledgers while we send.
-        changes = {partition: self.intake.ledger(partition).take_dirty()
-                   for partition in touched}
+        changes = {partition: self.intake.take_changes(partition) for partition in touched}
         sent = [*await self._send_facts(facts), *await self._send_dead_letters(dead),
                 *await self._send_clock()]
         previous, self._writing = self._writing, None
@@ -181,11 +182,11 @@ class Worker:
     def _ensure_ledger(self, partition: int) -> None:
         if partition in self.intake.ledgers:
             return
-        ledger = self.intake.ledger(partition)
+        self.intake.ledger(partition)
         prefix = f"{partition}/".encode()
         for key, value in list(self.contacts.data.items()):
             if key.startswith(prefix) and value is not None:
-                ledger.restore(key[len(prefix):].decode(), orjson.loads(value))
+                self.intake.restore(partition, key[len(prefix):].decode(), orjson.loads(value))
 
     async def _send_facts(self, facts: list[Located]) -> list[asyncio.Future]:
         """Send a batch's facts to the partitions of their (queue, channel) keys, in batch
@@ -222,11 +223,9 @@ class Worker:
         producer = self.app.producer
         topic = self.settings.deadletter_topic
         pending = []
-        for source, record, reason, detail in dead:
-            headers = [("ccmon-reason", reason.encode()), ("ccmon-detail", detail.encode()),
-                       ("ccmon-source", f"{source}:{record.offset}".encode())]
-            pending.append(await producer.send(topic, record.key, record.value, None, None,
-                                               headers))
+        for letter in dead:
+            key, value, headers = dead_letter_message(letter)
+            pending.append(await producer.send(topic, key, value, None, None, headers))
         return pending
 
     async def _log_changes(self, table: faust.Table, partition: int, changes: dict) -> None:
@@ -380,7 +379,7 @@ class Worker:
                 await asyncio.wait_for(asyncio.shield(self._writing),
                                        self.settings.session_timeout / 2)
         self.boards.clear()
-        self.intake.ledgers.clear()
+        self.intake.drop()
         if self.alerting is not None:
             self.alerting.watches.clear()
 

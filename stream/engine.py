@@ -61,12 +61,26 @@ class EngineConfig:
             retention_ms=round(settings.contact_retention * 1000))
 
 
+# State keys of the read marks, next to the ledger's contact and agent keys (never a channel
+# name or "agent", so never a contact's or an agent's key).
+READ_MARK = "\x1fread\x1f"
+
+
 class Intake:
-    """Stage one for the input partitions this process owns, with the health counters."""
+    """Stage one for the input partitions this process owns, with the health counters.
+
+    Every input record is accounted for once (events.md 1.1): applied, a duplicate or
+    dead-lettered. Besides its ledger, each partition keeps a read mark per input topic
+    partition (`source`): the last offset handled. It is logged with the ledger's changes, so a
+    worker that re-reads input after a crash skips what it had handled (and logged) instead of
+    counting it again as duplicates or dead-lettering it a second time.
+    """
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.ledgers: dict[int, Ledger] = {}  # input partition number -> its ledger
+        self.read: dict[int, dict[str, int]] = {}  # partition -> source -> last offset handled
+        self._read_dirty: dict[int, set[str]] = {}
         self.events = Counter[tuple[str, str]]()  # (channel, type) -> valid events applied
         self.invalid = Counter[str]()  # reason -> dead-lettered events
         self.duplicates = 0
@@ -77,7 +91,32 @@ class Intake:
         ledger = self.ledgers.get(partition)
         if ledger is None:
             ledger = self.ledgers[partition] = Ledger(self.config.retention_ms)
+            self.read[partition] = {}
+            self._read_dirty[partition] = set()
         return ledger
+
+    def drop(self) -> None:
+        """Forget every partition's state (a rebalance): it is restored from the log."""
+        self.ledgers.clear()
+        self.read.clear()
+        self._read_dirty.clear()
+
+    def restore(self, partition: int, key: str, state: object) -> None:
+        """One logged state unit of `take_changes` back into the partition's state."""
+        ledger = self.ledger(partition)
+        if key.startswith(READ_MARK):
+            self.read[partition][key[len(READ_MARK):]] = state
+        else:
+            ledger.restore(key, state)
+
+    def take_changes(self, partition: int) -> dict[str, object]:
+        """State units changed since the last call (None: forget the key), to be logged."""
+        changes: dict[str, object] = self.ledger(partition).take_dirty()
+        marks, dirty = self.read[partition], self._read_dirty[partition]
+        for source in dirty:
+            changes[READ_MARK + source] = marks[source]
+        dirty.clear()
+        return changes
 
     def take(self, partition: int, records: Iterable[Record]) -> tuple[list[Located],
                                                                        list[DeadLetter]]:
@@ -99,13 +138,22 @@ class Intake:
         facts: list[Located] = []
         dead: list[DeadLetter] = []
         events, last_ts = self.events, self.last_event_ts
+        marks = self.read[partition]
+        handled = marks.get(source, -1)
         for record in records:
+            if record.offset <= handled:
+                continue  # re-read after a crash: accounted for before
+            handled = record.offset
             try:
                 event = decode(record.value, channel)
                 caused = ledger.apply(event)
             except BadEvent as bad:
                 self.invalid[bad.reason] += 1
                 dead.append(DeadLetter(source, record, bad.reason, bad.detail))
+                continue
+            except Exception as exc:  # no record may stop the monitor
+                self.invalid["internal"] += 1
+                dead.append(DeadLetter(source, record, "internal", _internal(exc)))
                 continue
             if event.ts > self.latest_ts:  # a repeat is still a valid event seen
                 self.latest_ts = event.ts
@@ -120,7 +168,14 @@ class Intake:
             for fact in caused:
                 facts.append((*fact, source, position))
                 position += 1
+        if handled != marks.get(source, -1):
+            marks[source] = handled
+            self._read_dirty[partition].add(source)
         return facts, dead
+
+
+def _internal(exc: Exception) -> str:
+    return f"the monitor failed on this record ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _origin(record: Record) -> tuple[str, str | None]:

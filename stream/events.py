@@ -7,7 +7,7 @@ Lifecycle checks need state and live in `lifecycle.py`.
 
 from __future__ import annotations
 
-import math
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,10 +25,20 @@ AGENT_TYPE = "agent.state"
 TYPES = CONTACT_TYPES | {AGENT_TYPE}
 
 # The closed set of reason codes: a metric label, so it must stay small and fixed.
+# `internal`: the monitor failed on this record (a bug of ours, never a verdict on the input);
+# the record is dead-lettered all the same so that one message can never stop the monitor.
 REASONS = (
     "not_utf8", "invalid_json", "not_object", "missing_field", "wrong_type", "bad_value",
-    "unknown_type", "bad_ts", "channel_mismatch", "lifecycle",
+    "unknown_type", "bad_ts", "channel_mismatch", "lifecycle", "internal",
 )
+
+BOM = b"\xef\xbb\xbf"
+NAME_CHARS = 256  # ids and queue names (events.md 1.1)
+EVENT_ID_CHARS = 128
+# events.md 1.1: `ts` within years 1970-9999, `wrap_seconds` at most a day.
+TS_MIN_MS = 0
+TS_END_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
+WRAP_MAX_SECONDS = 86_400
 
 
 class BadEvent(Exception):
@@ -67,8 +77,9 @@ def parse_ts(value: object) -> int:
     if isinstance(value, bool):
         raise BadEvent("bad_ts", "ts is a boolean")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise BadEvent("bad_ts", f"ts {value!r} is not finite")
+        # Checked before rounding: 1e308 * 1000 is inf, and round(inf) raises (NaN fails too).
+        if not TS_MIN_MS <= value * 1000 < TS_END_MS:
+            raise BadEvent("bad_ts", f"ts {value!r} is not an epoch second of years 1970-9999")
         return round(value * 1000)
     if not isinstance(value, str):
         raise BadEvent("bad_ts", "ts is neither an RFC 3339 string nor a number")
@@ -78,10 +89,17 @@ def parse_ts(value: object) -> int:
         raise BadEvent("bad_ts", f"ts {value[:64]!r} is not RFC 3339") from None
     if parsed.tzinfo is None or len(value) < 20 or value[10] not in "Tt ":
         raise BadEvent("bad_ts", f"ts {value[:64]!r} has no date-time with offset")
-    return round(parsed.timestamp() * 1000)
+    try:
+        ms = round(parsed.timestamp() * 1000)
+    except (OverflowError, ValueError):  # an offset that pushes year 1 or 9999 out of range
+        ms = -1
+    if not TS_MIN_MS <= ms < TS_END_MS:
+        raise BadEvent("bad_ts", f"ts {value[:64]!r} is outside years 1970-9999")
+    return ms
 
 
-def _text(event: dict, name: str, *, required: bool = True, limit: int = 256) -> str | None:
+def _text(event: dict, name: str, *, required: bool = True,
+          limit: int = NAME_CHARS) -> str | None:
     value = event.get(name)
     if value is None:
         if required:
@@ -96,6 +114,10 @@ def _text(event: dict, name: str, *, required: bool = True, limit: int = 256) ->
 
 def decode(raw: bytes, topic_channel: str | None = None) -> Event:
     """One message value -> Event. `topic_channel` is the channel of the topic it came from."""
+    if raw is None:  # a tombstone: Kafka's null value
+        raise BadEvent("invalid_json", "the value is empty (null)")
+    if raw[:3] == BOM:
+        raw = raw[3:]
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -104,17 +126,35 @@ def decode(raw: bytes, topic_channel: str | None = None) -> Event:
                 bytes(raw).decode("utf-8")
             except UnicodeDecodeError:
                 raise BadEvent("not_utf8", "the value is not UTF-8") from None
-        raise BadEvent("invalid_json", f"not JSON: {exc}") from None
+        data = _beyond_double(raw, exc)
     if not isinstance(data, dict):
         raise BadEvent("not_object", f"the value is a JSON {type(data).__name__}, not an object")
     return validate(data, topic_channel)
 
 
+def _beyond_double(raw: bytes | str, error: orjson.JSONDecodeError) -> object:
+    """orjson refuses valid JSON whose numbers overflow a double (`1e400`): read it with the
+    standard library (as inf), so the field is judged by its meaning (`bad_ts`, `bad_value`)
+    and not as broken JSON. Anything else orjson refuses is invalid JSON."""
+    if "infinity" not in str(error):
+        raise BadEvent("invalid_json", f"not JSON: {error}") from None
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise BadEvent("invalid_json", f"not JSON: {error}") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def validate(data: dict, topic_channel: str | None = None) -> Event:
-    event_id = _text(data, "event_id", limit=128)
+    event_id = _text(data, "event_id", limit=EVENT_ID_CHARS)
     kind = data.get("type")
     if kind is None:
         raise BadEvent("missing_field", "type is required")
+    if not isinstance(kind, str):
+        raise BadEvent("wrong_type", "type must be a string")
     if kind not in TYPES:
         raise BadEvent("unknown_type", f"type {str(kind)[:64]!r} is not a v1 event type")
     if "ts" not in data:
@@ -152,8 +192,8 @@ def validate(data: dict, topic_channel: str | None = None) -> Event:
             wrap = 0
         if isinstance(wrap, bool) or not isinstance(wrap, int | float):
             raise BadEvent("wrong_type", "wrap_seconds must be a number")
-        if not (math.isfinite(wrap) and wrap >= 0):
-            raise BadEvent("bad_value", "wrap_seconds must be a finite number >= 0")
+        if not 0 <= wrap <= WRAP_MAX_SECONDS:  # also refuses NaN
+            raise BadEvent("bad_value", f"wrap_seconds must be from 0 to {WRAP_MAX_SECONDS}")
         event.wrap_ms = round(wrap * 1000)
     elif kind == "survey.submitted":
         _survey(data, event)
@@ -164,6 +204,8 @@ def _survey(data: dict, event: Event) -> None:
     kind = data.get("kind")
     if kind is None:
         raise BadEvent("missing_field", "kind is required")
+    if not isinstance(kind, str):
+        raise BadEvent("wrong_type", "kind must be a string")
     if kind not in SURVEY_RANGES:
         raise BadEvent("bad_value", f"kind {str(kind)[:32]!r} is not csat, nps or ces")
     score = data.get("score")
@@ -184,12 +226,16 @@ def _agent_event(data: dict, event_id: str, ts: int) -> Event:
     state = data.get("state")
     if state is None:
         raise BadEvent("missing_field", "state is required")
+    if not isinstance(state, str):
+        raise BadEvent("wrong_type", "state must be a string")
     if state not in AGENT_STATES:
         raise BadEvent("bad_value", f"state {str(state)[:32]!r} is not an agent state")
     queues = data.get("queues")
     if queues is None:
         raise BadEvent("missing_field", "queues is required")
-    if not isinstance(queues, list) or not all(isinstance(q, str) and q for q in queues):
+    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
         raise BadEvent("wrong_type", "queues must be a list of queue names")
+    if not all(1 <= len(q) <= NAME_CHARS for q in queues):
+        raise BadEvent("bad_value", f"each of queues must have 1 to {NAME_CHARS} characters")
     return Event(event_id, AGENT_TYPE, ts, None, agent_id=agent_id, state=state,
                  queues=tuple(dict.fromkeys(queues)))
