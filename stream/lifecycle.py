@@ -91,24 +91,32 @@ def agent_key(agent_id: str) -> str:
 
 
 class Ledger:
-    """Contacts and agents of one partition. Mutations are recorded in `dirty` for persistence."""
+    """Contacts and agents of one partition. Mutations are recorded in `dirty` for persistence.
+
+    A finished contact is remembered for the retention after its last event, on the ledger's
+    own clock: the largest ts of the events it applied (duplicates and bad events do not move
+    it). That clock is the largest `last_ts` of the state it keeps, so a ledger restored from
+    its changelog has the same clock and forgets the same contacts at the same events.
+    """
 
     def __init__(self, retention_ms: int = 86_400_000):
         self.contacts: dict[str, Contact] = {}
         self.agents: dict[str, Agent] = {}
         self.retention = retention_ms
+        self.clock = 0  # largest ts applied (ms)
         self.dirty: set[str] = set()  # keys changed (or removed) since `take_dirty`
-        self._finished: list[tuple[int, str]] = []  # (finish ts, key) of finished contacts
+        self._finished: list[tuple[int, str]] = []  # (last ts, key) of finished contacts
 
     # -- persistence -----------------------------------------------------------------------
     def restore(self, key: str, data: list) -> None:
+        state: Agent | Contact
         if key.startswith("agent\x1f"):
-            self.agents[key] = Agent.from_json(data)
-            return
-        contact = Contact.from_json(data)
-        self.contacts[key] = contact
-        if contact.status in FINISHED:
-            heapq.heappush(self._finished, (contact.last_ts, key))
+            state = self.agents[key] = Agent.from_json(data)
+        else:
+            state = self.contacts[key] = Contact.from_json(data)
+            if state.status in FINISHED:
+                heapq.heappush(self._finished, (state.last_ts, key))
+        self.clock = max(self.clock, state.last_ts)
 
     def take_dirty(self) -> dict[str, list | None]:
         """Changed keys with their serialisable state (None: forget the key)."""
@@ -119,13 +127,15 @@ class Ledger:
         self.dirty.clear()
         return out
 
-    def expire(self, now: int) -> None:
-        """Forget contacts finished more than the retention ago (late surveys, duplicates)."""
-        horizon = now - self.retention
+    def _forget_finished(self) -> None:
+        """Forget the contacts finished at or before `clock - retention`, as windows drop a
+        sample at `now - W`. O(1) when none is due: the earliest is on top of the heap."""
+        horizon = self.clock - self.retention
         finished = self._finished
         while finished and finished[0][0] <= horizon:
             ts, key = heapq.heappop(finished)
             contact = self.contacts.get(key)
+            # Entries left behind by a later event of the contact are skipped.
             if contact is not None and contact.status in FINISHED and contact.last_ts == ts:
                 del self.contacts[key]
                 self.dirty.add(key)
@@ -133,8 +143,14 @@ class Ledger:
     # -- the lifecycle ---------------------------------------------------------------------
     def apply(self, event: Event) -> list[Fact]:
         """Facts caused by a valid event; DUPLICATE for a repeat; BadEvent('lifecycle') if wrong."""
-        if event.type == AGENT_TYPE:
-            return self._agent(event)
+        facts = self._agent(event) if event.type == AGENT_TYPE else self._contact_event(event)
+        if facts is not DUPLICATE:
+            if event.ts > self.clock:
+                self.clock = event.ts
+            self._forget_finished()
+        return facts
+
+    def _contact_event(self, event: Event) -> list[Fact]:
         key = contact_key(event.channel, event.contact_id)
         contact = self.contacts.get(key)
         if contact is not None:
@@ -142,6 +158,11 @@ class Ledger:
                 return DUPLICATE
             if event.ts < contact.last_ts:
                 raise BadEvent("lifecycle", f"{event.type} is older than the contact's last event")
+        elif event.ts <= self.clock - self.retention:
+            # Every event of a forgotten contact is this old: it may be a repeat, and applied
+            # again it could count twice or leave a contact waiting forever.
+            raise BadEvent("lifecycle", f"{event.type} for a contact not remembered, older than "
+                           "the contact retention")
         handler = _HANDLERS[event.type]
         facts = handler(self, event, contact, key)
         contact = self.contacts.get(key)
