@@ -1,0 +1,134 @@
+"""Soak: a real worker under steady live traffic, its RSS sampled until the run ends by itself.
+
+    nohup python bench/soak.py --minutes 60 > /tmp/ccmon-soak.log 2>&1 &
+
+Starts Apache Kafka (jars as for the tests) and one `ccmon worker` (clock = wall), sends
+simulated traffic at `--rate` events/s with ts = now (the sender of `alert_latency.py`, in a
+process of its own) and, every `--every` seconds, scrapes the worker's /metrics (as
+Prometheus would: a scrape also slides the windows) and reads its VmRSS. Prints one CSV line
+per sample, then RSS at each quarter and the slope over the second half (MB per hour).
+
+The retention and the windows are shortened (`--retention`, `--windows`) so that the state
+reaches its steady size within minutes: after max(retention, longest window) the contacts
+and samples that leave equal those that arrive, and RSS must stay flat from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import servers  # noqa: E402
+from alert_latency import background_process  # noqa: E402
+
+from ccmon.embedded import free_port  # noqa: E402
+from ccmon.kafka import ensure_topics  # noqa: E402
+from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until  # noqa: E402
+from ccmon.settings import load  # noqa: E402
+
+APPLIED = ("ccmon_events_total", "ccmon_events_invalid_total", "ccmon_events_duplicate_total")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process, in MB."""
+    fields = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return tuple(int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))
+
+
+def soak(values: dict, workdir: Path, args: argparse.Namespace) -> list[tuple[float, float]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    worker = ccmon_process(["worker"], {**values, "metrics_port": port}, workdir / "worker.log",
+                           cwd=workdir)
+    settings = load(environ={}, brokers=values["brokers"], topic_prefix="bench",
+                    partitions=args.partitions)
+    stop_event, sent = multiprocessing.Event(), multiprocessing.Value("q", 0)
+    traffic = multiprocessing.Process(target=background_process,
+                                      args=(settings, args.rate, stop_event, sent))
+    samples: list[tuple[float, float]] = []
+    try:
+        wait_until(lambda: try_scrape(url), 120, "the worker's /metrics")
+        traffic.start()
+        started = time.monotonic()
+        end = started + args.minutes * 60
+        print("elapsed_s,rss_mb,hwm_mb,applied_events", flush=True)
+        while time.monotonic() < end:
+            time.sleep(args.every)  # the sampling pace, not a synchronisation
+            scraped = try_scrape(url) or {}
+            applied = sum(total(scraped, name) for name in APPLIED)
+            rss, hwm = rss_mb(worker.pid)
+            elapsed = time.monotonic() - started
+            samples.append((elapsed, rss))
+            print(f"{elapsed:.0f},{rss:.1f},{hwm:.1f},{applied:.0f}", flush=True)
+    finally:
+        stop_event.set()
+        if traffic.pid is not None:
+            traffic.join()
+        stop(worker)
+    print(f"sent {sent.value:,} events in {args.minutes} min "
+          f"({sent.value / (args.minutes * 60):,.0f} events/s)")
+    return samples
+
+
+def summary(samples: list[tuple[float, float]]) -> None:
+    quarter = len(samples) // 4
+    for i in range(1, 5):
+        elapsed, rss = samples[min(i * quarter, len(samples)) - 1]
+        print(f"RSS at {elapsed / 60:5.1f} min: {rss:,.0f} MB")
+    second_half = samples[len(samples) // 2:]
+    slope = statistics.linear_regression([t for t, _ in second_half],
+                                         [r for _, r in second_half]).slope
+    rss = [r for _, r in second_half]
+    print(f"second half: RSS {min(rss):,.0f} to {max(rss):,.0f} MB, slope {slope * 3600:+.1f} MB/h")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--retention", default="10m", help="CCMON_CONTACT_RETENTION")
+    parser.add_argument("--windows", default="1m,5m,15m", help="CCMON_WINDOWS")
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="ccmon-soak-"))
+    kafka = servers.start_kafka(workdir)
+    try:
+        values = {"brokers": kafka.address, "app_id": "soak", "topic_prefix": "bench",
+                  "clock": "wall", "partitions": args.partitions, "session_timeout": 6,
+                  "contact_retention": args.retention, "windows": args.windows}
+        settings = load(environ={}, brokers=kafka.address, topic_prefix="bench",
+                        partitions=args.partitions)
+        asyncio.run(ensure_topics(kafka.address, [*settings.channel_topics.values(),
+                                                  settings.agents_topic], args.partitions))
+        print(f"soak: {args.rate:,.0f} events/s for {args.minutes} min, retention "
+              f"{args.retention}, windows {args.windows}, Apache Kafka, {args.partitions} "
+              f"partitions; {platform.machine()}, {os.cpu_count()} CPUs, Python "
+              f"{platform.python_version()}; {ROOT} at {git_head()}; work dir {workdir}",
+              flush=True)
+        summary(soak(values, workdir, args))
+    finally:
+        kafka.stop()
+
+
+def git_head() -> str:
+    return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, text=True,
+                          capture_output=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    main()
