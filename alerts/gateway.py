@@ -8,14 +8,20 @@ once, whichever gateway it is connected to.
 A client is fed through its own bounded queue by its own task, so a slow client never delays
 the others; one that falls `CLIENT_QUEUE` messages behind is disconnected (1013) rather than
 silently missing alerts, and gets a fresh snapshot when it reconnects.
+
+When Redis loses its data, the workers re-publish what is firing: a gateway forwards only what
+changes its mirror, so its clients get nothing twice, and it puts back the acknowledgements
+it knew of. Nothing a client sends, in the handshake or after it, ends its connection with an
+error: a refused handshake closes with 4401, a bad message is answered with an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
@@ -35,13 +41,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .health import StoreHealth
 from .store import ACKED, ALREADY, AlertStore, Message, StoreUnavailable, now_ms
+from .throttle import AuthThrottle, address_key
 from .tokens import Supervisor, Tokens
 
 log = logging.getLogger("ccmon.gateway")
 
 AUTH_SECONDS = 5.0  # alerts.md: a browser's first message must authenticate within this
 UNAUTHORIZED = 4401
+HTTP_METHODS = ("GET", "HEAD")
 TOO_SLOW = 1013  # "try again later": the client reconnects and resyncs from a snapshot
 CLIENT_QUEUE = 1000  # messages a client may fall behind before it is disconnected
 MAX_MESSAGE = 64 * 1024  # clients only send small control messages
@@ -83,6 +92,12 @@ class GatewayMetrics:
                             registry=registry)
         self.refused = Counter("ccmon_gateway_auth_failures", "Connections closed with 4401",
                                registry=registry)
+        self.throttled = Counter(
+            "ccmon_gateway_auth_throttled", "Connections closed with 4401 without looking at "
+            "their token: too many wrong ones from their address", registry=registry)
+        self.bad_messages = Counter("ccmon_gateway_bad_messages",
+                                    "Client messages answered with an error", registry=registry)
+        registry.register(gateway.health)
         self.dropped = Counter("ccmon_gateway_slow_clients_dropped",
                                "Clients disconnected for falling behind", registry=registry)
 
@@ -104,10 +119,13 @@ class Gateway:
         self.clients: set[Client] = set()
         self.firing: dict[str, Message] = {}
         self.cursor: str | None = None
+        self.generation = ""
         self.ready = asyncio.Event()  # the mirror is loaded: clients can get a snapshot
+        self.health = StoreHealth()
+        self.throttle = AuthThrottle()
         self.metrics = GatewayMetrics(self)
         self._tasks: list[asyncio.Task] = []
-        self._closing: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task] = set()
         self._server: Server | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -133,28 +151,44 @@ class Gateway:
     # -- HTTP: the page, /metrics, /healthz -------------------------------------------------
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
+        if request.method not in HTTP_METHODS:
+            response = _response(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET and HEAD\n", TEXT)
+            response.headers["Allow"] = ", ".join(HTTP_METHODS)
+            return response
         if path == "/ws":
-            return None  # the WebSocket handshake goes on
+            return None  # the WebSocket handshake goes on (the library answers HEAD with 405)
+        response = self._http_get(path)
+        if request.method == "HEAD":
+            response.body = b""  # Content-Length stays that of the GET
+        return response
+
+    def _http_get(self, path: str) -> Response:
         if path == "/metrics":
             return _response(HTTPStatus.OK, generate_latest(self.metrics.registry),
                              "text/plain; version=0.0.4; charset=utf-8")
         if path == "/healthz":
-            ready = self.ready.is_set()
-            return _response(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
-                             b"ok\n" if ready else b"waiting for the alert store\n",
-                             "text/plain; charset=utf-8")
+            if not self.ready.is_set():
+                return _response(HTTPStatus.SERVICE_UNAVAILABLE,
+                                 b"waiting for the alert store\n", TEXT)
+            return _response(*self.health.healthz(), TEXT)
         if path in PAGE_FILES:
             name, content_type = PAGE_FILES[path]
             return _response(HTTPStatus.OK, _page_file(name), content_type)
-        return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        return _response(HTTPStatus.NOT_FOUND, b"not found\n", TEXT)
 
     # -- one client ------------------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
+        peer = connection.remote_address
+        address = address_key(str(peer[0]) if peer else "")
+        if not self.throttle.take(address, time.monotonic()):
+            self.metrics.throttled.inc()
+            await self._refuse(connection, "too many wrong tokens, try again later")
+            return
         supervisor = await self._authenticate(connection)
         if supervisor is None:
-            self.metrics.refused.inc()
-            await connection.close(UNAUTHORIZED, "unauthorized")
+            await self._refuse(connection, "unauthorized")
             return
+        self.throttle.give_back(address, time.monotonic())
         await self.ready.wait()
         client = Client(connection, supervisor)
         # The snapshot and the registration happen without an await in between: the client
@@ -166,22 +200,41 @@ class Gateway:
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for raw in connection:
-                await self._on_message(client, raw)
+                try:
+                    await self._on_message(client, raw)
+                except Exception:  # a bug must cost one message, not the connection
+                    log.exception("a message from %s failed", supervisor.name)
+                    self._enqueue(client, (None, _error("the message could not be handled")))
         except ConnectionClosed:
             pass
         finally:
             self.clients.discard(client)
             sender.cancel()
 
+    async def _refuse(self, connection: ServerConnection, reason: str) -> None:
+        self.metrics.refused.inc()
+        await connection.close(UNAUTHORIZED, reason)
+
     async def _authenticate(self, connection: ServerConnection) -> Supervisor | None:
-        header = connection.request.headers.get("Authorization") if connection.request else None
-        if header is not None:
-            scheme, _, token = header.partition(" ")
+        """The supervisor of the token offered, or None; never raises, whatever was sent."""
+        try:
+            return await self._offered_token(connection)
+        except Exception:
+            log.exception("authentication failed on an unexpected error")
+            return None
+
+    async def _offered_token(self, connection: ServerConnection) -> Supervisor | None:
+        request = connection.request
+        headers = request.headers.get_all("Authorization") if request is not None else []
+        if len(headers) > 1:
+            return None  # which one would count? Neither.
+        if headers:
+            scheme, _, token = headers[0].partition(" ")
             return self.tokens.find(token.strip()) if scheme.lower() == "bearer" else None
         try:
             raw = await asyncio.wait_for(connection.recv(), AUTH_SECONDS)
-            message = json.loads(raw)
-        except (TimeoutError, ConnectionClosed, ValueError, TypeError):
+            message = orjson.loads(raw)  # a depth limit, unlike json: deep nesting is an error
+        except (TimeoutError, ConnectionClosed, ValueError):
             return None
         if not isinstance(message, dict) or message.get("type") != "auth":
             return None
@@ -207,17 +260,23 @@ class Gateway:
             self.metrics.dropped.inc()
             log.warning("%s fell %d messages behind: disconnected", client.supervisor.name,
                         CLIENT_QUEUE)
-            closing = asyncio.create_task(client.connection.close(TOO_SLOW, "too slow, reconnect"))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            self._in_background(client.connection.close(TOO_SLOW, "too slow, reconnect"))
+
+    def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # kept until done: the loop holds tasks weakly
+        task.add_done_callback(self._background.discard)
 
     async def _on_message(self, client: Client, raw: str | bytes) -> None:
         try:
-            message = json.loads(raw)
-            kind = message.get("type")
-        except (ValueError, TypeError, AttributeError):
+            message = orjson.loads(raw)  # a depth limit, unlike json: deep nesting is an error
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self.metrics.bad_messages.inc()
             self._enqueue(client, (None, _error("not a JSON object")))
             return
+        kind = message.get("type")
         if kind == "ping":
             self._enqueue(client, (None, {"type": "pong"}))
         elif kind == "ack":
@@ -225,14 +284,18 @@ class Gateway:
         elif kind == "subscribe":
             client.kpis = bool(message.get("kpis"))
             if client.kpis:
-                await self._send_tiles([client])
+                with contextlib.suppress(StoreUnavailable):  # the next push brings them
+                    await self._send_tiles([client])
         elif kind == "auth":
             pass  # already authenticated
         else:
-            self._enqueue(client, (None, _error(f"unknown message type {kind!r}")))
+            self.metrics.bad_messages.inc()
+            named = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else "(not shown)"
+            self._enqueue(client, (None, _error(f"unknown message type {named}")))
 
     async def _ack(self, client: Client, alert_id: Any) -> None:
         if not isinstance(alert_id, str):
+            self.metrics.bad_messages.inc()
             self._enqueue(client, (None, _error("ack needs the alert's id")))
             return
         alert = self.firing.get(alert_id)
@@ -256,35 +319,51 @@ class Gateway:
     # -- the store -------------------------------------------------------------------------
     async def _follow(self) -> None:
         """Mirror the firing alerts and forward every transition, resuming after store
-        outages from the cursor (the store keeps the entries)."""
-        down = False
+        outages from the cursor (the store keeps the entries), or from the start of a new
+        stream if the store lost its data."""
         while True:
             try:
                 if self.cursor is None:
-                    self.firing, self.cursor = await self.store.load()
+                    self.firing, self.cursor, self.generation = await self.store.load()
                     self.ready.set()
-                cursor, entries = await self.store.follow(self.cursor, FOLLOW_BLOCK_MS)
+                generation, cursor, entries = await self.store.follow(
+                    self.generation, self.cursor, FOLLOW_BLOCK_MS)
             except StoreUnavailable as exc:
-                if not down:
+                if self.health.failed():
                     log.error("%s; retrying", exc)
-                    down = True
                 await asyncio.sleep(1.0)  # retry pace, not a synchronisation
                 continue
-            if down:
+            if self.health.answered():
                 log.warning("alert store reachable again")
-                down = False
-            self.cursor = cursor
+            if generation != self.generation:
+                log.warning("the alert store lost its data: following its new stream; the "
+                            "workers publish again what is firing")
+            self.generation, self.cursor = generation, cursor
             for published_at, message in entries:
                 self._forward(published_at, message)
 
     def _forward(self, published_at: int, message: Message) -> None:
+        known = self.firing.get(message["id"])
+        if known is not None and known["acked_by"] and not message["acked_by"]:
+            # Redis lost its data, the ack with it; a worker re-published the alert.
+            self._in_background(self._restore_ack(message["id"], known["acked_by"]))
+            message = {**message, "acked_by": known["acked_by"]}
         if message["status"] == "firing":
+            if known is not None and known["acked_by"] == message["acked_by"]:
+                return  # told already: re-published, or in the mirror since it was loaded
             self.firing[message["id"]] = message
+        elif known is None and message["acked_by"] is None:
+            return  # the end of an alert this gateway never had: told already, or never
         else:
             self.firing.pop(message["id"], None)
         for client in list(self.clients):
             if client.supervisor.sees(message["labels"]):
                 self._enqueue(client, (published_at, message))
+
+    async def _restore_ack(self, alert_id: str, name: str) -> None:
+        # Every gateway that knew it does this; the first one wins, the others are refused.
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.ack(alert_id, name)
 
     async def _push_tiles(self) -> None:
         while True:
@@ -314,6 +393,9 @@ def _error(text: str, alert_id: str | None = None) -> Message:
     if alert_id is not None:
         message["id"] = alert_id
     return message
+
+
+TEXT = "text/plain; charset=utf-8"
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:

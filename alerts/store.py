@@ -9,7 +9,11 @@ Redis (`RedisStore`), shared by every worker and gateway of a deployment (`CCMON
   every gateway reads all of it from where it got to (`XREAD`), so a gateway that was slow or
   lost Redis for a while resumes without a gap, unlike pub/sub, which drops what a subscriber
   missed. The stream is capped at `STREAM_LENGTH` entries: the history.
-- `…:tiles`: the latest KPI tiles per (queue, channel), for the supervisor page.
+- `…:tiles`: the latest KPI tiles per (queue, channel), for the supervisor page;
+- `…:generation`: a random value set by the first worker or gateway to find it missing. Redis
+  losing its data (a restart without persistence, a failover) takes it away, so a new value
+  tells the workers to re-publish what is firing and the gateways to follow the new stream
+  from its start.
 
 A transition is written by one Lua script, so it is applied once however many times a worker
 re-publishes it after a crash: a repeated status changes nothing, and a resolved alert never
@@ -21,18 +25,22 @@ fires again (a new cycle has a new id). Keys share a hash tag (`{app id}`): one 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 HISTORY_SECONDS = 7 * 86400  # how long a resolved alert can still be looked up and acked
 STREAM_LENGTH = 100_000  # transitions kept in the stream (approximately)
 
 ACKED, ALREADY, UNKNOWN = "acked", "already", "unknown"
+MEMORY_GENERATION = "memory"
 
 TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -58,6 +66,14 @@ redis.call('HSET', KEYS[1], 'acked_by', ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
            'alert', alert, 'acked_by', ARGV[1], 'published_at', ARGV[3])
 return {'acked', ARGV[1]}
+"""
+
+
+GENERATION = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 """
 
 
@@ -90,12 +106,19 @@ class AlertStore(Protocol):
     async def tiles(self) -> list[Message]:
         """Every KPI tile (gateway side)."""
 
-    async def load(self) -> tuple[dict[str, Message], str]:
-        """Every alert firing now by id, and the cursor to follow transitions from."""
+    async def generation(self) -> str:
+        """The store's generation: it changes when the store lost its data."""
 
-    async def follow(self, cursor: str, block_ms: int) -> tuple[str, list[tuple[int, Message]]]:
-        """(published at, message) of every entry after `cursor`, waiting up to `block_ms`
-        for one; and the new cursor."""
+    async def load(self) -> tuple[dict[str, Message], str, str]:
+        """Every alert firing now by id, the cursor to follow transitions from, and the
+        generation they belong to."""
+
+    async def follow(self, generation: str, cursor: str, block_ms: int
+                     ) -> tuple[str, str, list[tuple[int, Message]]]:
+        """(generation, new cursor, entries): the (published at, message) of every entry
+        after `cursor`, waiting up to `block_ms` for one. If the store lost its data since
+        `generation`, no entries, the new generation and the cursor of the new stream's
+        start."""
 
     async def get(self, alert_id: str) -> Message | None:
         """The alert as it is now, firing or resolved, if it is known."""
@@ -109,13 +132,18 @@ class AlertStore(Protocol):
 class RedisStore:
     def __init__(self, url: str, app_id: str) -> None:
         self.url = url
-        self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        # A read timeout above the gateway's XREAD BLOCK: a Redis that hangs is "unreachable".
+        # One retry on a new connection: after a Redis restart the pooled ones are dead (the
+        # scripts may run twice: they ignore what is already done).
+        self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=15,
+                                             retry=Retry(NoBackoff(), 1))
         prefix = f"ccmon:{{{app_id}}}:"
         self.prefix = prefix
-        self.firing_key, self.stream, self.tiles_key = (
-            prefix + "firing", prefix + "events", prefix + "tiles")
+        self.firing_key, self.stream, self.tiles_key, self.generation_key = (
+            prefix + "firing", prefix + "events", prefix + "tiles", prefix + "generation")
         self._transition = self.redis.register_script(TRANSITION)
         self._ack = self.redis.register_script(ACK)
+        self._generation = self.redis.register_script(GENERATION)
 
     def _alert_key(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}"
@@ -164,12 +192,23 @@ class RedisStore:
             raise self._unavailable(exc) from None
         return [orjson.loads(value) for value in values]
 
-    async def load(self) -> tuple[dict[str, Message], str]:
+    def _ensure_generation(self, client: Any) -> Any:
+        return self._generation(keys=[self.generation_key], args=[secrets.token_hex(8)],
+                                client=client)
+
+    async def generation(self) -> str:
+        try:
+            return (await self._ensure_generation(self.redis)).decode()
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from None
+
+    async def load(self) -> tuple[dict[str, Message], str, str]:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
+                await self._ensure_generation(pipe)
                 pipe.xrevrange(self.stream, count=1)
                 pipe.smembers(self.firing_key)
-                last, ids = await pipe.execute()
+                generation, last, ids = await pipe.execute()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for alert_id in ids:
                     pipe.hmget(self._alert_key(alert_id.decode()), "alert", "acked_by")
@@ -184,20 +223,29 @@ class RedisStore:
             if alert is not None:
                 message = as_message(alert, acked_by)
                 firing[message["id"]] = message
-        return firing, cursor
+        return firing, cursor, generation.decode()
 
-    async def follow(self, cursor: str, block_ms: int) -> tuple[str, list[tuple[int, Message]]]:
+    async def follow(self, generation: str, cursor: str, block_ms: int
+                     ) -> tuple[str, str, list[tuple[int, Message]]]:
         try:
-            answer = await self.redis.xread({self.stream: cursor}, count=1000, block=block_ms)
+            # One connection, in order: the generation before and after the read tells
+            # whether the entries read are of the stream `cursor` belongs to.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._ensure_generation(pipe)
+                pipe.xread({self.stream: cursor}, count=1000, block=block_ms)
+                await self._ensure_generation(pipe)
+                before, answer, after = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
+        if before.decode() != generation or after != before:
+            return after.decode(), "0-0", []  # a new stream: read it from its start
         entries = []
         for _stream, rows in answer:
             for entry_id, fields in rows:
                 cursor = entry_id.decode()
                 entries.append((int(fields[b"published_at"]),
                                 as_message(fields[b"alert"], fields[b"acked_by"])))
-        return cursor, entries
+        return generation, cursor, entries
 
     async def get(self, alert_id: str) -> Message | None:
         try:
@@ -250,19 +298,23 @@ class MemoryStore:
     async def tiles(self) -> list[Message]:
         return list(self._tiles.values())
 
-    async def load(self) -> tuple[dict[str, Message], str]:
-        firing = {i: dict(m) for i, m in self.alerts.items() if m["status"] == "firing"}
-        return firing, str(len(self.entries))
+    async def generation(self) -> str:
+        return MEMORY_GENERATION  # it loses its data only with its process
 
-    async def follow(self, cursor: str, block_ms: int) -> tuple[str, list[tuple[int, Message]]]:
+    async def load(self) -> tuple[dict[str, Message], str, str]:
+        firing = {i: dict(m) for i, m in self.alerts.items() if m["status"] == "firing"}
+        return firing, str(len(self.entries)), MEMORY_GENERATION
+
+    async def follow(self, generation: str, cursor: str, block_ms: int
+                     ) -> tuple[str, str, list[tuple[int, Message]]]:
         start = int(cursor)
         if start >= len(self.entries):
             self._grown.clear()
             try:
                 await asyncio.wait_for(self._grown.wait(), block_ms / 1000)
             except TimeoutError:
-                return cursor, []
-        return str(len(self.entries)), self.entries[start:]
+                return generation, cursor, []
+        return generation, str(len(self.entries)), self.entries[start:]
 
     async def get(self, alert_id: str) -> Message | None:
         message = self.alerts.get(alert_id)

@@ -1,15 +1,22 @@
 """The worker's alerting shell: a `BoardWatch` per owned facts partition, and the publisher
-that hands logged transitions to the alert store (Redis) in order, retrying while it is away."""
+that hands logged transitions to the alert store (Redis) in order, retrying while it is away.
+
+Redis is a cache of what the workers know: every second the publisher reads the store's
+generation, and when it is new (Redis lost its data) or the worker took partitions over, it
+publishes again every alert firing here. The store ignores what it already has.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 
 import orjson
 
+from ccmon.alerts.health import StoreHealth
 from ccmon.alerts.rules import Rule
 from ccmon.alerts.state import Alert
 from ccmon.alerts.store import AlertStore, StoreUnavailable
@@ -20,6 +27,7 @@ from ccmon.stream.queues import Board
 log = logging.getLogger("ccmon.alerting")
 
 RETRY_SECONDS = 1.0
+CHECK_SECONDS = 1.0  # how soon a worker notices that Redis lost its data
 
 
 class Alerting:
@@ -29,6 +37,8 @@ class Alerting:
         self.event_clock = clock == "event"
         self.watches: dict[int, BoardWatch] = {}
         self.transitions = Counter[tuple[str, str]]()  # (rule, status) -> count, this process
+        self.health = StoreHealth()
+        self.generation: str | None = None  # of the store, when all firing here was in it
         self._wake = asyncio.Event()
 
     def watch(self, partition: int, board: Board, stored: Callable[[str], bytes | None]
@@ -40,7 +50,8 @@ class Alerting:
             state = stored(STATE_UNIT)
             if state is not None:
                 watch.restore(orjson.loads(state))
-                self._wake.set()  # a restored outbox goes (again) to the store
+                self.generation = None  # its firing alerts go (again) to the store
+                self._wake.set()  # and so does its restored outbox
         return watch
 
     def count(self, transitions: list[Alert]) -> None:
@@ -61,29 +72,63 @@ class Alerting:
     def unpublished(self) -> int:
         return sum(len(watch.outbox) for watch in self.watches.values())
 
+    def firing_told(self) -> list[dict]:
+        """The messages of the alerts firing here whose firing was published: those not
+        waiting in an outbox (which tells them itself, and only once they are logged)."""
+        messages = []
+        for watch in self.watches.values():
+            waiting = {entry.message["id"] for entry in watch.outbox}
+            messages += (alert.message() for alert in watch.evaluator.firing.values()
+                         if alert.id not in waiting)
+        return messages
+
     async def publish_forever(self) -> None:
-        """Publish logged transitions in order; a store outage is one line, then retries."""
-        down = False
+        """Publish logged transitions in order, and every firing alert again when the store
+        lost its data; a store outage is one line, then retries."""
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), CHECK_SECONDS)
             self._wake.clear()
-            while True:
-                batches = [(watch, watch.unpublished()) for watch in self.watches.values()]
-                batches = [(watch, entries) for watch, entries in batches if entries]
-                if not batches:
-                    break
-                if self.store is not None:
-                    try:
-                        await self.store.publish(entry.message for _, entries in batches
-                                                 for entry in entries)
-                    except StoreUnavailable as exc:
-                        if not down:
-                            say(f"{exc}; alerts wait and are sent when it is back")
-                            down = True
-                        await asyncio.sleep(RETRY_SECONDS)  # retry pace
-                        continue
-                    if down:
-                        say("the alert store is reachable again")
-                        down = False
-                for watch, entries in batches:
-                    watch.published(entries)
+            if self.store is None:
+                await self._drain_to(None)  # nothing to deliver to: only counted
+                continue
+            try:
+                await self._reassert(self.store)
+                await self._drain_to(self.store)
+            except StoreUnavailable as exc:
+                if self.health.failed():
+                    say(f"{exc}; alerts wait and are sent when it is back")
+                self._wake.set()  # what waits goes as soon as the store answers
+                await asyncio.sleep(RETRY_SECONDS)  # retry pace
+                continue
+            if self.health.answered():
+                say("the alert store is reachable again")
+
+    async def _reassert(self, store: AlertStore) -> None:
+        generation = await store.generation()
+        previous = self.generation
+        if generation == previous:
+            return
+        self.generation = generation  # first: a watch restored meanwhile clears it again
+        try:
+            told = await store.publish(self.firing_told())
+        except StoreUnavailable:
+            self.generation = None
+            raise
+        if told and previous is not None:
+            say(f"the alert store had lost {told} firing alerts: published them again")
+
+    async def _drain_to(self, store: AlertStore | None) -> None:
+        while True:
+            batches = self._batches()
+            if not batches:
+                return
+            if store is not None:
+                await store.publish(entry.message for _, entries in batches
+                                    for entry in entries)
+            for watch, entries in batches:
+                watch.published(entries)
+
+    def _batches(self) -> list[tuple[BoardWatch, list[Outgoing]]]:
+        batches = [(watch, watch.unpublished()) for watch in self.watches.values()]
+        return [(watch, entries) for watch, entries in batches if entries]

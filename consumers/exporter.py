@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ccmon.alerts.rules import SEVERITIES
 from ccmon.settings import CHANNELS
@@ -118,7 +119,8 @@ class KpiCollector:
         yield lag
 
 
-def registry_for(collector: KpiCollector) -> CollectorRegistry:
+def registry_for(*collectors: Collector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    for collector in collectors:
+        registry.register(collector)
     return registry

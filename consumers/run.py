@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import socket
+from http import HTTPStatus
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -70,12 +71,20 @@ def build_worker(settings: Settings, partitions: int, alerting: Alerting | None 
                  **faust_options: object) -> Worker:
     worker = Worker(settings, partitions, alerting, **faust_options)
     clock = MonitorClock(settings.clock, worker.event_clock)
+    # The alert outbox's health, where alerts are delivered (to Redis, or in memory).
+    health = alerting.health if alerting is not None and alerting.store is not None else None
     registry = registry_for(KpiCollector(worker.intake, worker.owned_boards, clock,
-                                         worker.consumer_lag, worker.alerting_figures))
+                                         worker.consumer_lag, worker.alerting_figures),
+                            *([health] if health is not None else []))
 
     @worker.app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         return web.bytes(generate_latest(registry), content_type=EXPOSITION_TYPE)
+
+    @worker.app.page("/healthz")
+    async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        status, body = health.healthz() if health is not None else (HTTPStatus.OK, b"ok\n")
+        return web.bytes(body, content_type="text/plain", status=status.value)
 
     return worker
 

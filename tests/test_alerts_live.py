@@ -159,8 +159,8 @@ async def test_alerts_wait_for_redis_while_it_is_down_and_arrive_once_it_is_back
                                 "the held transitions published")
         store = RedisStore(redis.url, deployment.values["app_id"])
         try:
-            _, cursor = await store.load()
-            _, entries = await store.follow("0-0", 1000)
+            _, cursor, generation = await store.load()
+            _, _, entries = await store.follow(generation, "0-0", 1000)
         finally:
             await store.close()
         assert [message for _, message in entries] == wanted and cursor != "0-0"

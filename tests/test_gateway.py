@@ -4,15 +4,19 @@ across gateways, a gateway killed. Transitions are put in Redis with the workers
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import signal
-from collections.abc import Callable
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
 
 import pytest
-from alerting import Client, alert, is_alert, resolved
+from alerting import TOKENS, AlertStack, Client, alert, is_alert, resolved
 from websockets.exceptions import ConnectionClosed
 
-from ccmon.launch import scrape, total
+from ccmon.launch import scrape, total, wait_until
 
 
 async def closed_with(open_client: Callable, seconds: float = 15.0) -> tuple[int, list]:
@@ -23,6 +27,15 @@ async def closed_with(open_client: Callable, seconds: float = 15.0) -> tuple[int
         while True:
             received.append(await client.until(lambda m: True, "anything", seconds))
     return closed.value.rcvd.code, received
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], what: str,
+                   seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {seconds:g}s")
+        await asyncio.sleep(0.05)  # poll pace
 
 
 async def test_a_bad_or_missing_token_is_closed_with_4401_and_sent_nothing(stack):
@@ -144,7 +157,6 @@ async def test_with_one_gateway_killed_every_alert_still_arrives_exactly_once(st
 
 
 async def test_a_client_that_stops_reading_is_dropped_and_never_delays_the_others(stack):
-    from alerting import TOKENS
     from websockets.asyncio.client import connect
 
     gateway = stack.gateway()
@@ -168,3 +180,152 @@ async def test_a_client_that_stops_reading_is_dropped_and_never_delays_the_other
         while True:
             await slow.until(lambda m: False, "nothing: it is dropped", 60)
     assert len(slow.alerts()) < len(published)
+
+
+# -- hostile or broken clients ----------------------------------------------------------------
+def opener(url: str, headers: list[tuple[str, str]] | None = None, first: str | bytes | None = None,
+           local_addr: tuple[str, int] | None = None) -> Callable:
+    """A connection attempt with these handshake headers, then this first message."""
+    from websockets.asyncio.client import connect
+
+    async def open_client() -> Client:
+        extra = {} if local_addr is None else {"local_addr": local_addr}
+        client = Client(await connect(url, additional_headers=headers, **extra))
+        if first is not None:
+            await client.connection.send(first)
+        return client
+
+    return open_client
+
+
+def bearer(name: str) -> tuple[str, str]:
+    return ("Authorization", f"Bearer {TOKENS[name][0]}")
+
+
+async def test_a_refused_handshake_closes_with_4401_whatever_the_client_sent(stack):
+    gateway = stack.gateway()
+    url = gateway.ws_url
+    attempts = {
+        "two headers, right then wrong": opener(url, [bearer("carol"), ("Authorization", "x")]),
+        "two right headers": opener(url, [bearer("carol"), bearer("alice")]),
+        "bearer without a token": opener(url, [("Authorization", "Bearer ")]),
+        "basic": opener(url, [("Authorization", "Basic Y2Fyb2w6eA==")]),
+        "latin-1 token": opener(url, [("Authorization", "Bearer caf\xe9")]),
+        "deeply nested first message": opener(url, first="[" * 30_000),
+        "binary garbage first": opener(url, first=b"\xff\xfe\x00"),
+        "a token that is a list": opener(
+            url, first=f'{{"type":"auth","token":["{TOKENS["carol"][0]}"]}}'),
+    }
+    for what, open_client in attempts.items():
+        assert await closed_with(open_client) == (4401, []), what
+    assert total(scrape(gateway.http_url + "/metrics"),
+                 "ccmon_gateway_auth_failures_total") == len(attempts)
+    assert "Traceback" not in gateway.log_path.read_text()
+
+
+async def test_a_bad_message_gets_an_error_and_the_connection_goes_on(stack):
+    gateway = stack.gateway()
+    carol = await stack.client(gateway, "carol")
+    bad = ["[" * 30_000, '{"a":' * 10_000, b"\xff\xfe", "[1, 2]", '"text"', '{"type": [1]}',
+           '{"type": "' + "x" * 1000 + '"}', '{"type":"ack","id":{"deep":[[[]]]}}']
+    for raw in bad:
+        await carol.connection.send(raw)
+    await carol.connection.send('{"type":"ping"}')
+    await carol.until(lambda m: m["type"] == "pong", "the pong after the bad messages")
+    errors = [m for m in carol.messages if m["type"] == "error"]
+    assert len(errors) == len(bad)  # one each, in order, before the pong
+    assert [m["type"] for m in carol.messages] == ["snapshot", *["error"] * len(bad), "pong"]
+    assert all(len(m["error"]) < 100 for m in errors)  # nothing echoed back at length
+    assert total(scrape(gateway.http_url + "/metrics"),
+                 "ccmon_gateway_bad_messages_total") == len(bad)
+    assert "Traceback" not in gateway.log_path.read_text()
+
+
+async def test_wrong_tokens_from_one_address_are_slowed_down_and_no_other(stack):
+    from ccmon.alerts.throttle import BURST, REFILL_SECONDS
+
+    gateway = stack.gateway()
+    wrong = opener(gateway.ws_url, [("Authorization", "Bearer guess")])
+    attempts = 4 * BURST
+    started = time.monotonic()
+    for _ in range(attempts):
+        assert await closed_with(wrong) == (4401, [])
+    elapsed = time.monotonic() - started
+    metrics = scrape(gateway.http_url + "/metrics")
+    assert total(metrics, "ccmon_gateway_auth_failures_total") == attempts
+    unchecked = total(metrics, "ccmon_gateway_auth_throttled_total")
+    # A burst of tries, then one per refill period: the other tokens were not looked at.
+    assert attempts - unchecked <= BURST + 1 + elapsed // REFILL_SECONDS
+    # A supervisor at another address signs in as usual.
+    elsewhere = await opener(gateway.ws_url, [bearer("carol")], local_addr=("127.0.0.2", 0))()
+    stack.clients.append(elsewhere)
+    await elsewhere.until(lambda m: m["type"] == "snapshot", "carol's snapshot")
+
+
+def http(url: str, method: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers), refused.read()
+
+
+def test_http_methods_other_than_get_and_head_are_refused_with_405(stack):
+    gateway = stack.gateway()
+    for path in ("/", "/metrics", "/healthz", "/ws", "/nowhere"):
+        for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            status, headers, _ = http(gateway.http_url + path, method)
+            assert (status, headers.get("Allow")) == (405, "GET, HEAD"), (method, path)
+    for path in ("/", "/healthz"):
+        status, headers, body = http(gateway.http_url + path, "HEAD")
+        _, _, page = http(gateway.http_url + path, "GET")
+        assert (status, body, int(headers["Content-Length"])) == (200, b"", len(page)), path
+
+
+# -- Redis lost ---------------------------------------------------------------------------------
+def store_up(gateway) -> float:
+    return total(scrape(gateway.http_url + "/metrics"), "ccmon_alert_store_up")
+
+
+async def test_a_gateway_without_redis_is_unhealthy_and_after_a_wipe_tells_nothing_twice(
+        tmp_path):
+    from servers import http_ok, start_redis
+
+    redis = start_redis(tmp_path / "redis-a")
+    stack = AlertStack(redis.url, tmp_path)
+    try:
+        gateway = stack.gateway()
+        billing, sales = alert("billing"), alert("sales")
+        await stack.store.publish([billing, sales])
+        carol = await stack.client(gateway, "carol")
+        await carol.connection.send(f'{{"type":"ack","id":"{billing["id"]}"}}')
+        await carol.until(is_alert(billing["id"], acked_by="carol"), "the ack")
+        assert store_up(gateway) == 1
+
+        redis.stop()
+        await asyncio.to_thread(
+            wait_until, lambda: not http_ok(gateway.http_url + "/healthz")
+            and store_up(gateway) == 0, 30, "the gateway's /healthz to say Redis is away")
+        redis = start_redis(tmp_path / "redis-b", port=redis.port)  # empty
+        await asyncio.to_thread(
+            wait_until, lambda: http_ok(gateway.http_url + "/healthz") and store_up(gateway),
+            30, "the gateway's /healthz to be well again")
+
+        await stack.store.publish([billing, sales])  # as their workers do (test_alerts_live)
+
+        async def acked_again() -> bool:
+            return ((await stack.store.get(billing["id"])) or {}).get("acked_by") == "carol"
+
+        await wait_for(acked_again, "the gateway to put carol's ack back")
+        late = await stack.client(stack.gateway(), "carol")
+        assert {(a["id"], a["acked_by"]) for a in late.messages[0]["alerts"]} == {
+            (billing["id"], "carol"), (sales["id"], None)}
+        marker = alert("sales")
+        await stack.store.publish([marker])
+        await carol.until(is_alert(marker["id"]), "an alert after the wipe")
+        assert [(m["id"], m["acked_by"]) for m in carol.alerts()] == [
+            (billing["id"], "carol"), (marker["id"], None)]  # the ack, then the new one
+    finally:
+        await stack.close()
+        redis.stop()
