@@ -129,3 +129,19 @@ def test_unreachable_redis_is_said_once_and_retried(tmp_path):
     finally:
         process.terminate()
         assert process.wait(30) == 0
+
+
+def test_python_m_ccmon_from_the_checkout_without_the_editable_install():
+    """`python -m ccmon` in the repository root after a plain `pip install .`: the checkout's
+    `ccmon/` shadows the installed package and must find `stream/` & co. beside it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    only_the_checkout = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if 'editable' not in repr(f).lower()]; "
+        "sys.modules.pop('ccmon', None); "
+        "import runpy; sys.argv = ['ccmon', '--help']; "
+        "runpy.run_module('ccmon', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", only_the_checkout], cwd=root,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage: ccmon" in result.stdout

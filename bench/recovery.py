@@ -1,0 +1,94 @@
+"""Time to be caught up again after `kill -9`, with static group membership and without.
+
+    python bench/recovery.py                      # 200k events in state, default settings
+    python bench/recovery.py --events 500000 --instance-id none   # dynamic membership
+
+1. Starts Apache Kafka (jars as for the tests) and one `ccmon worker` with the default
+   session timeout (30 s); writes N simulated events and waits until the worker's /metrics
+   equal the pure engine's figures.
+2. `kill -9`s the worker, writes 2,000 more events, restarts it with the same settings (the
+   same metrics port, hence the same default instance id), and measures the time from the
+   restart to /metrics equal to the engine's figures for all events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from throughput import events
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from ccmon.embedded import free_port  # noqa: E402
+from ccmon.figures import describe_difference, engine_figures, matches, queue_series  # noqa: E402
+from ccmon.launch import ccmon_process, stop, try_scrape, wait_until  # noqa: E402
+from ccmon.produce import replay  # noqa: E402
+from ccmon.settings import load  # noqa: E402
+
+DEADLINE = 600.0
+LATE_EVENTS = 2000
+
+
+def send(settings, lines: list[bytes], path: Path) -> None:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    asyncio.run(replay(settings, str(path), progress=False))
+
+
+def caught_up(url: str, wanted: dict) -> float:
+    """Seconds until the worker at `url` exports `wanted`."""
+    started = time.perf_counter()
+    try:
+        wait_until(lambda: matches(queue_series(try_scrape(url)), wanted), DEADLINE,
+                   "the worker's figures to equal the engine's", interval=0.05)
+    except TimeoutError:
+        sys.exit(f"the worker never matched: {describe_difference(try_scrape(url), wanted)}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--instance-id", default="", help="CCMON_INSTANCE_ID ('none': dynamic)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    import servers
+
+    workdir = Path(tempfile.mkdtemp(prefix="ccmon-bench-"))
+    broker = servers.start_kafka(workdir)
+    try:
+        port = free_port()
+        values = {"brokers": broker.address, "app_id": "bench", "topic_prefix": "bench",
+                  "clock": "event", "metrics_port": port, "instance_id": args.instance_id}
+        settings = load(environ={}, brokers=broker.address, topic_prefix="bench")
+        lines = events(args.events + LATE_EVENTS, args.seed)
+        first, late = lines[:args.events], lines[args.events:]
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        worker = ccmon_process(["worker"], values, workdir / "worker-1.log", cwd=workdir)
+        send(settings, first, workdir / "first.jsonl")
+        loaded = caught_up(url, engine_figures(first, settings))
+        print(f"{len(first):,} events in state after {loaded:.1f} s", flush=True)
+
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        send(settings, late, workdir / "late.jsonl")
+        worker = ccmon_process(["worker"], values, workdir / "worker-2.log", cwd=workdir)
+        seconds = caught_up(url, engine_figures(lines, settings))
+        stop(worker)
+        membership = "dynamic" if args.instance_id == "none" else "static"
+        print(f"kill -9, {LATE_EVENTS:,} events meanwhile, restart: caught up in {seconds:.1f} s "
+              f"({membership} membership, session timeout {settings.session_timeout:g} s)")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
