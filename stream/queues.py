@@ -3,7 +3,8 @@
 A `Board` holds the queues of one partition of the fact stream: who waits and who talks
 (state gauges), exact sliding windows of the closed facts (windowed metrics), and the agents
 of each queue. Its state is split into small persistence units (live state, agents, one
-minute of samples) so that a batch rewrites only what it touched.
+minute of samples) so that a batch rewrites only what it touched. A sample is stored as two
+integers (ts, code): `sample_code` packs the fact's kind and value into the code.
 
 Replays are idempotent: each unit remembers, per source partition, the position of the last
 fact it applied, and ignores facts at or before it. After a crash the worker may send and
@@ -29,7 +30,7 @@ from .lifecycle import (
     WAIT_TRANSFERRED,
     Fact,
 )
-from .windows import SlidingWindows
+from .windows import Block, SlidingWindows
 
 # Positions of the window sums.
 (OFFERED, ANSWERS, ANSWERS_IN_SL, ANSWER_WAIT, ABANDONS, SHORT_ABANDONS, ABANDON_WAIT,
@@ -39,8 +40,16 @@ SUMS = 19
 
 LIVE_KINDS = frozenset((ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_STARTED,
                         HOLD_ENDED, ENDED, TALK_TRANSFERRED))
-SAMPLE_KINDS = frozenset((ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_ENDED, ENDED,
-                          TALK_TRANSFERRED, SURVEY))
+# The kinds kept as window samples, numbered for their codes. The numbers are in the
+# changelog: append new kinds, never renumber.
+SAMPLE_CODES = {kind: number for number, kind in enumerate((
+    ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_ENDED, ENDED, TALK_TRANSFERRED, SURVEY))}
+SAMPLE_KINDS = tuple(SAMPLE_CODES)
+SURVEY_KINDS = ("csat", "nps", "ces")  # numbered in a survey sample's value, as kinds are
+KIND_BITS = 4  # code = value << KIND_BITS | kind number; every value is an int >= 0
+SCORE_BITS = 4  # a survey's value = survey kind number << SCORE_BITS | score (0-10)
+KIND_MASK = (1 << KIND_BITS) - 1
+SCORE_MASK = (1 << SCORE_BITS) - 1
 
 # Stage one tells every partition of stage two how far event time has got, so that with
 # clock = event every worker's `now` reaches the largest ts of any event, not only of its own.
@@ -51,42 +60,62 @@ MINUTE_MS = 60_000
 SEP = "\x1f"  # separates names inside unit keys; never part of a queue name we emit
 
 
+def sample_code(kind: str, value: object) -> int:
+    """A sample's kind and value (ms, or a survey's (kind, score)) as one int."""
+    if kind == SURVEY:
+        survey, score = value
+        value = SURVEY_KINDS.index(survey) << SCORE_BITS | score
+    return (value or 0) << KIND_BITS | SAMPLE_CODES[kind]
+
+
+def sample_of(code: int) -> tuple[str, object]:
+    """The (kind, value) of a sample code: the inverse of `sample_code`."""
+    kind, value = SAMPLE_KINDS[code & KIND_MASK], code >> KIND_BITS
+    if kind == SURVEY:
+        return kind, (SURVEY_KINDS[value >> SCORE_BITS], value & SCORE_MASK)
+    return kind, None if kind == ENTERED else value
+
+
 def _contribution(service_level_ms: int, short_abandon_ms: int) -> Callable:
     """The function adding a sample's share to a window's sums, for one queue's thresholds."""
+    entered, answered, abandoned, ended, talk_transferred, wait_transferred, hold_ended = (
+        SAMPLE_CODES[kind] for kind in (ENTERED, ANSWERED, ABANDONED, ENDED, TALK_TRANSFERRED,
+                                        WAIT_TRANSFERRED, HOLD_ENDED))
+    csat, nps = SURVEY_KINDS.index("csat"), SURVEY_KINDS.index("nps")
 
-    def contribute(sample: tuple, sums: list, sign: int) -> None:
-        _, kind, value = sample
-        if kind == ENTERED:
+    def contribute(code: int, sums: list, sign: int) -> None:
+        kind, value = code & KIND_MASK, code >> KIND_BITS
+        if kind == entered:
             sums[OFFERED] += sign
-        elif kind == ANSWERED:
+        elif kind == answered:
             sums[ANSWERS] += sign
             sums[ANSWER_WAIT] += sign * value
             if value <= service_level_ms:
                 sums[ANSWERS_IN_SL] += sign
-        elif kind == ABANDONED:
+        elif kind == abandoned:
             sums[ABANDONS] += sign
             sums[ABANDON_WAIT] += sign * value
             if value < short_abandon_ms:
                 sums[SHORT_ABANDONS] += sign
-        elif kind == ENDED:
+        elif kind == ended:
             sums[HANDLES] += sign
             sums[HANDLE_TIME] += sign * value
-        elif kind == TALK_TRANSFERRED:
+        elif kind == talk_transferred:
             sums[TRANSFERS] += sign
             sums[HANDLES] += sign
             sums[HANDLE_TIME] += sign * value
-        elif kind == WAIT_TRANSFERRED:
+        elif kind == wait_transferred:
             sums[TRANSFERS] += sign
-        elif kind == HOLD_ENDED:
+        elif kind == hold_ended:
             sums[HOLDS] += sign
             sums[HOLD_TIME] += sign * value
-        elif kind == SURVEY:
-            survey, score = value
-            if survey == "csat":
+        else:  # a survey
+            survey, score = value >> SCORE_BITS, value & SCORE_MASK
+            if survey == csat:
                 sums[CSAT] += sign
                 if score >= 4:
                     sums[CSAT_GOOD] += sign
-            elif survey == "nps":
+            elif survey == nps:
                 sums[NPS] += sign
                 if score >= 9:
                     sums[NPS_PROMOTERS] += sign
@@ -106,7 +135,6 @@ class QueueStats:
     windows: SlidingWindows
     waiting: dict[str, int] = field(default_factory=dict)  # contact -> entry ts
     talking: dict[str, int | None] = field(default_factory=dict)  # contact -> hold start
-    fading: set[int] = field(default_factory=set)  # minutes partly out of every window
 
     def on_hold(self) -> int:
         return sum(1 for since in self.talking.values() if since is not None)
@@ -132,7 +160,10 @@ class Board:
         self.thresholds = thresholds
         self.queues: dict[tuple[str, str], QueueStats] = {}
         self.agents: dict[str, dict[str, str]] = {}  # queue -> agent -> state
-        self.marks: dict[str, dict[str, int]] = {}  # unit key -> source -> last position
+        self.marks: dict[str, dict[str, int]] = {}  # live/agents unit -> source -> position
+        # A minute's marks are an array in its block, indexed by the number of the source.
+        self.sources: dict[str, int] = {}
+        self.source_names: list[str] = []
         self.dirty: set[str] = set()
         self.now: int | None = None
         self.latest_ts = 0  # largest fact or clock ts applied: the event clock, as seen here
@@ -159,6 +190,20 @@ class Board:
             return False
         marks[source] = position
         self.dirty.add(unit)
+        return True
+
+    def _fresh_sample(self, block: Block, source: str, position: int) -> bool:
+        """`_fresh` for a minute's samples unit, whose marks are its block's."""
+        number = self.sources.get(source)
+        if number is None:
+            number = self.sources[source] = len(self.source_names)
+            self.source_names.append(source)
+        marks = block.marks
+        if number >= len(marks):
+            marks.extend([-1] * (number + 1 - len(marks)))
+        elif marks[number] >= position:
+            return False
+        marks[number] = position
         return True
 
     def stats(self, queue: str, channel: str) -> QueueStats:
@@ -191,9 +236,12 @@ class Board:
         stats = self.stats(queue, channel)
         if kind in LIVE_KINDS and self._fresh(self.live_unit(queue, channel), source, position):
             self._update_live(stats, kind, ts, contact)
-        if kind in SAMPLE_KINDS and stats.windows.reaches(ts) and \
-                self._fresh(self.samples_unit(queue, channel, ts), source, position):
-            stats.windows.add((ts, kind, value))
+        windows = stats.windows
+        if kind in SAMPLE_CODES and windows.reaches(ts):
+            block = windows.block(ts)
+            if self._fresh_sample(block, source, position):
+                windows.add(block, ts, sample_code(kind, value))
+                self.dirty.add(self.samples_unit(queue, channel, ts))
 
     @staticmethod
     def _update_live(stats: QueueStats, kind: str, ts: int, contact: str) -> None:
@@ -218,38 +266,40 @@ class Board:
             return
         self.now = now
         for (queue, channel), stats in self.queues.items():
-            windows = stats.windows
-            windows.advance(now)
-            stats.fading.update(second * 1000 // MINUTE_MS for second in windows.expire())
-            # A minute's unit (its samples and its marks) goes only once the whole minute is
-            # out of every window: a replayed fact of its later seconds must still find the
-            # marks, or it would count twice.
-            horizon = now - windows.longest
-            for minute in [m for m in stats.fading if (m + 1) * MINUTE_MS - 1 <= horizon]:
-                stats.fading.discard(minute)
-                unit = self.samples_unit(queue, channel, minute * MINUTE_MS)
-                if self.marks.pop(unit, None) is not None:
-                    self.dirty.add(unit)
+            stats.windows.advance(now)
+            # A minute's unit goes with its block, once the whole minute is out of every
+            # window: a replayed fact of its later seconds must still find the marks.
+            for minute in stats.windows.expire():
+                self.dirty.add(self.samples_unit(queue, channel, minute * MINUTE_MS))
 
     # -- persistence -------------------------------------------------------------------------
     def unit_state(self, unit: str) -> dict | None:
         """The JSON-able state of a unit, or None if the unit is gone."""
         if unit == CLOCK_UNIT:
             return {"latest": self.latest_ts}
+        kind, *names = unit.split(SEP)
+        if kind == "S":
+            return self._minute_state(names[0], names[1], int(names[2]))
         marks = self.marks.get(unit)
         if marks is None:
             return None
-        kind, *names = unit.split(SEP)
         if kind == "A":
             return {"marks": marks, "agents": self.agents.get(names[0], {})}
         stats = self.queues.get((names[0], names[1]))
-        if kind == "L":
-            return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking}
-        first_second = int(names[2]) * MINUTE_MS // 1000
-        buckets = stats.windows.buckets
-        samples = [sample for second in range(first_second, first_second + MINUTE_MS // 1000)
-                   for sample in buckets.get(second, ())]
-        return {"marks": marks, "samples": samples}
+        return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking}
+
+    def _minute_state(self, queue: str, channel: str, minute: int) -> dict | None:
+        """A minute of samples: its marks, and its samples as two columns, ts in ms from the
+        start of the minute."""
+        stats = self.queues.get((queue, channel))
+        block = stats.windows.blocks.get(minute) if stats is not None else None
+        if block is None:
+            return None
+        start = minute * MINUTE_MS
+        names = self.source_names
+        return {"marks": {names[number]: position for number, position in enumerate(block.marks)
+                          if position >= 0},
+                "times": [ts - start for ts in block.times], "codes": block.codes.tolist()}
 
     def take_dirty(self) -> dict[str, dict | None]:
         out = {unit: self.unit_state(unit) for unit in self.dirty}
@@ -261,20 +311,32 @@ class Board:
             self.latest_ts = max(self.latest_ts, state["latest"])
             return
         kind, *names = unit.split(SEP)
+        if kind == "S":
+            self._restore_minute(self.stats(names[0], names[1]), int(names[2]), state)
+            return
         self.marks[unit] = dict(state["marks"])
         if kind == "A":
             self.agents[names[0]] = dict(state["agents"])
             return
         stats = self.stats(names[0], names[1])
-        if kind == "L":
-            stats.waiting.update(state["waiting"])
-            stats.talking.update(state["talking"])
+        stats.waiting.update(state["waiting"])
+        stats.talking.update(state["talking"])
+
+    def _restore_minute(self, stats: QueueStats, minute: int, state: dict) -> None:
+        start = minute * MINUTE_MS
+        if "samples" in state:  # logged before samples were columns: [[ts, kind, value], ...]
+            samples = [(ts, sample_code(kind, tuple(value) if kind == SURVEY else value))
+                       for ts, kind, value in state["samples"]]
         else:
-            for ts, sample_kind, value in state["samples"]:
-                if sample_kind == SURVEY:
-                    value = tuple(value)
-                stats.windows.add((ts, sample_kind, value))
-                self.latest_ts = max(self.latest_ts, ts)
+            samples = [(start + ts, code) for ts, code in zip(state["times"], state["codes"],
+                                                              strict=True)]
+        windows = stats.windows
+        block = windows.block(start)
+        for ts, code in samples:
+            windows.add(block, ts, code)
+            self.latest_ts = max(self.latest_ts, ts)
+        for source, position in state["marks"].items():
+            self._fresh_sample(block, source, position)
 
     # -- reading -----------------------------------------------------------------------------
     def agent_counts(self) -> Iterator[tuple[str, str, int]]:

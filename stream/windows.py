@@ -5,19 +5,38 @@ an event at `now - W` is out). Timestamps are integer milliseconds, so edges are
 
 The monitor clock only moves forward, so the sums are kept incrementally: a sample is added
 to a window's sums when it enters (at insertion, or when `now` reaches a future sample) and
-subtracted when `now - W` passes it. Samples live in one-second buckets, so moving the clock
-touches only the buckets it crosses: O(1) amortised per sample and window, whatever W is.
+subtracted when `now - W` passes it.
+
+A sample is two machine integers, its ts and a code (what it adds to the sums, encoded by the
+owner), kept in one `Block` per minute: two int64 columns sorted by ts, so a sample costs
+16 bytes and no Python object. Moving the clock touches only the blocks it crosses and
+bisects the two at its edges: O(log n) per window edge, O(1) amortised per sample and
+window, whatever W is. A block is dropped once its whole minute is out of every window.
 """
 
 from __future__ import annotations
 
+import heapq
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
-# contribute(sample, sums, sign): add (sign=1) or remove (sign=-1) a sample's share of the sums.
-Contribute = Callable[[Any, list, int], None]
+# contribute(code, sums, sign): add (sign=1) or remove (sign=-1) a sample's share of the sums.
+Contribute = Callable[[int, list, int], None]
 
-BUCKET_MS = 1000
+BLOCK_MS = 60_000
+
+
+class Block:
+    """One minute's samples, sorted by ts; `marks` belongs to the owner (queues.py keeps the
+    positions of the facts the minute applied there, for idempotence)."""
+
+    __slots__ = ("codes", "marks", "times")
+
+    def __init__(self) -> None:
+        self.times = array("q")
+        self.codes = array("q")
+        self.marks = array("q")
 
 
 class SlidingWindows:
@@ -26,7 +45,8 @@ class SlidingWindows:
         self.longest = max(self.widths)
         self.size = size
         self.contribute = contribute
-        self.buckets: dict[int, list] = {}  # second -> samples; a sample is (ts_ms, ...)
+        self.blocks: dict[int, Block] = {}  # minute -> its samples
+        self._minutes: list[int] = []  # heap of the blocks' minutes: the oldest leaves first
         self.sums = [[0] * size for _ in self.widths]
         self.now: int | None = None  # None until the first `advance`: nothing summed yet
 
@@ -34,18 +54,30 @@ class SlidingWindows:
         """Whether a sample at `ts` can still count in some window (now or later)."""
         return self.now is None or ts > self.now - self.longest
 
-    def add(self, sample: tuple) -> bool:
-        """Insert a sample; False (and nothing kept) if it is older than every window."""
-        ts = sample[0]
+    def block(self, ts: int) -> Block:
+        """The block of the minute of `ts`, made if needed (only for a ts that `reaches`)."""
+        minute = ts // BLOCK_MS
+        block = self.blocks.get(minute)
+        if block is None:
+            block = self.blocks[minute] = Block()
+            heapq.heappush(self._minutes, minute)
+        return block
+
+    def add(self, block: Block, ts: int, code: int) -> None:
+        """Insert a sample into its minute's block (from `block(ts)`)."""
+        times = block.times
+        if not times or ts >= times[-1]:
+            times.append(ts)
+            block.codes.append(code)
+        else:
+            at = bisect_right(times, ts)
+            times.insert(at, ts)
+            block.codes.insert(at, code)
         now = self.now
-        if now is not None and ts <= now - self.longest:
-            return False
-        self.buckets.setdefault(ts // BUCKET_MS, []).append(sample)
         if now is not None and ts <= now:
             for width, sums in zip(self.widths, self.sums, strict=True):
                 if ts > now - width:
-                    self.contribute(sample, sums, 1)
-        return True
+                    self.contribute(code, sums, 1)
 
     def advance(self, now: int) -> None:
         """Move the clock forward to `now` (a clock never goes back: earlier values are ignored)."""
@@ -57,50 +89,55 @@ class SlidingWindows:
         if now <= old:
             return
         self.now = now
+        contribute = self.contribute
         for width, sums in zip(self.widths, self.sums, strict=True):
             # Leaving: in the window at `old` and not at `now`.
-            for sample in self._between(old - width, min(old, now - width)):
-                self.contribute(sample, sums, -1)
+            for code in self._between(old - width, min(old, now - width)):
+                contribute(code, sums, -1)
             # Entering: samples from the future of `old` that `now` reached.
-            for sample in self._between(max(old, now - width), now):
-                self.contribute(sample, sums, 1)
+            for code in self._between(max(old, now - width), now):
+                contribute(code, sums, 1)
 
     def expire(self) -> list[int]:
-        """Drop buckets that no window can reach any more; return their seconds."""
+        """Drop the blocks whose whole minute no window can reach any more; their minutes."""
         if self.now is None:
             return []
         horizon = self.now - self.longest  # every ts <= horizon is out of every window
-        gone = [second for second in self.buckets if (second + 1) * BUCKET_MS <= horizon + 1]
-        for second in gone:
-            del self.buckets[second]
+        minutes, gone = self._minutes, []
+        while minutes and (minutes[0] + 1) * BLOCK_MS - 1 <= horizon:
+            minute = heapq.heappop(minutes)
+            del self.blocks[minute]
+            gone.append(minute)
         return gone
 
-    def samples(self) -> Iterator[tuple]:
-        for bucket in self.buckets.values():
-            yield from bucket
+    def samples(self) -> Iterator[tuple[int, int]]:
+        """Every (ts, code) held."""
+        for block in self.blocks.values():
+            yield from zip(block.times, block.codes, strict=True)
 
     def _recompute(self) -> None:
         now = self.now
         self.sums = [[0] * self.size for _ in self.widths]
-        for sample in self.samples():
-            ts = sample[0]
+        for ts, code in self.samples():
             for width, sums in zip(self.widths, self.sums, strict=True):
                 if now - width < ts <= now:
-                    self.contribute(sample, sums, 1)
+                    self.contribute(code, sums, 1)
 
-    def _between(self, low: int, high: int) -> Iterator[tuple]:
-        """Samples with low < ts <= high."""
+    def _between(self, low: int, high: int) -> Iterator[int]:
+        """Codes of the samples with low < ts <= high."""
         if high <= low:
             return
-        first, last = low // BUCKET_MS, high // BUCKET_MS
-        buckets = self.buckets
-        if last - first > len(buckets):  # a long jump: visit the buckets we have, not every second
-            seconds: Sequence[int] = sorted(s for s in buckets if first <= s <= last)
+        first, last = low // BLOCK_MS, high // BLOCK_MS
+        blocks = self.blocks
+        if last - first > len(blocks):  # a long jump: visit the blocks we have, not every minute
+            minutes: Sequence[int] = sorted(m for m in blocks if first <= m <= last)
         else:
-            seconds = range(first, last + 1)
-        for second in seconds:
-            bucket = buckets.get(second)
-            if bucket:
-                for sample in bucket:
-                    if low < sample[0] <= high:
-                        yield sample
+            minutes = range(first, last + 1)
+        for minute in minutes:
+            block = blocks.get(minute)
+            if block is None:
+                continue
+            times = block.times
+            start = bisect_right(times, low) if minute == first else 0
+            end = bisect_right(times, high) if minute == last else len(times)
+            yield from block.codes[start:end]

@@ -433,15 +433,22 @@ def _persisted_copy(pipeline: Pipeline) -> Board:
     return board
 
 
-def test_board_state_round_trips_through_persistence():
-    rng = random.Random(11)
+def surveyed_contacts(rng: random.Random, count: int, kinds: tuple[str, ...] = ("nps",)
+                      ) -> list[dict]:
+    """`count` contacts answered and ended within 20 minutes, each rated after it ended."""
     events = []
-    for i in range(200):
+    for i in range(count):
         start = rng.uniform(0, 1200)
         events += contact(f"c{i}", rng.choice(["billing", "sales"]), start,
                           answered=start + rng.uniform(0, 40), ended=start + 300, wrap=3)
-        events.append(ev("survey.submitted", start + 400, contact_id=f"c{i}", kind="nps",
-                         score=rng.randint(0, 10)))
+        kind = rng.choice(kinds)
+        events.append(ev("survey.submitted", start + 400, contact_id=f"c{i}", kind=kind,
+                         score=rng.randint(0, 10) if kind == "nps" else rng.randint(1, 5)))
+    return events
+
+
+def test_board_state_round_trips_through_persistence():
+    events = surveyed_contacts(random.Random(11), 200)
     events += contact("w1", "billing", 1500)
     events.sort(key=lambda e: e["ts"])
     pipeline, _ = run(events, now=0)

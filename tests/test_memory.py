@@ -4,16 +4,34 @@ sequences through the pure engine."""
 
 from __future__ import annotations
 
-import orjson
-from test_engine import Q, W, contact, ev, metrics, ms, records
+import random
 
-from ccmon.stream.engine import EngineConfig, Pipeline
+import orjson
+from test_engine import Q, W, contact, ev, metrics, ms, records, surveyed_contacts
+
+from ccmon.stream import queues as q
+from ccmon.stream.engine import FACTS_PER_EVENT, EngineConfig, Pipeline
 from ccmon.stream.events import BadEvent, decode
-from ccmon.stream.lifecycle import Ledger, contact_key
+from ccmon.stream.lifecycle import (
+    ABANDONED,
+    ANSWERED,
+    ENDED,
+    ENTERED,
+    HOLD_ENDED,
+    SURVEY,
+    TALK_TRANSFERRED,
+    WAIT_TRANSFERRED,
+    Fact,
+    Ledger,
+    contact_key,
+)
+from ccmon.stream.queues import Board, Thresholds, sample_code, sample_of
 
 RETENTION_S = 60
 CONFIG = EngineConfig(retention_ms=RETENTION_S * 1000)
 C1 = contact_key("voice", "c1")
+T0_MS = ms(0)
+SERIES = ("billing", "voice")
 
 
 def feed(pipeline: Pipeline, events: list[dict], first_offset: int = 0) -> None:
@@ -144,3 +162,130 @@ def test_a_restored_ledger_has_the_same_clock_and_forgets_the_same():
     assert outcomes[0] == outcomes[1]
     assert sorted(original.contacts) == [contact_key("voice", cid)
                                          for cid in ("b", "c", "d", "e", "f")]
+
+
+# -- window samples: two integers each, exact sums, coherent changelog ----------------------
+
+WINDOWS = (("90s", 90_000), ("7m", 420_000), ("1h", 3_600_000))  # edges inside minutes
+SAMPLE_VALUES = {ENTERED: lambda rng: None, ANSWERED: lambda rng: rng.randrange(60_000),
+                 ABANDONED: lambda rng: rng.randrange(20_000),
+                 WAIT_TRANSFERRED: lambda rng: rng.randrange(50_000),
+                 HOLD_ENDED: lambda rng: rng.randrange(90_000),
+                 ENDED: lambda rng: rng.randrange(900_000),
+                 TALK_TRANSFERRED: lambda rng: rng.randrange(600_000),
+                 SURVEY: lambda rng: (rng.choice(("csat", "nps", "ces")), rng.randint(1, 7))}
+
+
+def expected_sums(samples: list[tuple[str, int, object]], now: int, width: int) -> dict:
+    """The window's figures straight from the definitions (metrics.md), sample by sample."""
+    inside = [(kind, value) for kind, ts, value in samples if now - width < ts <= now]
+    kinds = [kind for kind, _ in inside]
+    waits = {kind: [v for k, v in inside if k == kind] for kind in (ANSWERED, ABANDONED)}
+    handles = [v for k, v in inside if k in (ENDED, TALK_TRANSFERRED)]
+    holds = [v for k, v in inside if k == HOLD_ENDED]
+    surveys = [v for k, v in inside if k == SURVEY]
+    return {
+        q.OFFERED: kinds.count(ENTERED), q.ANSWERS: len(waits[ANSWERED]),
+        q.ANSWERS_IN_SL: sum(w <= 20_000 for w in waits[ANSWERED]),
+        q.ANSWER_WAIT: sum(waits[ANSWERED]), q.ABANDONS: len(waits[ABANDONED]),
+        q.SHORT_ABANDONS: sum(w < 5_000 for w in waits[ABANDONED]),
+        q.ABANDON_WAIT: sum(waits[ABANDONED]),
+        q.TRANSFERS: kinds.count(WAIT_TRANSFERRED) + kinds.count(TALK_TRANSFERRED),
+        q.HOLDS: len(holds), q.HOLD_TIME: sum(holds),
+        q.HANDLES: len(handles), q.HANDLE_TIME: sum(handles),
+        q.CSAT: sum(s == "csat" for s, _ in surveys),
+        q.CSAT_GOOD: sum(s == "csat" and score >= 4 for s, score in surveys),
+        q.NPS: sum(s == "nps" for s, _ in surveys),
+        q.NPS_PROMOTERS: sum(s == "nps" and score >= 9 for s, score in surveys),
+        q.NPS_DETRACTORS: sum(s == "nps" and score <= 6 for s, score in surveys),
+        q.CES: sum(s == "ces" for s, _ in surveys),
+        q.CES_TOTAL: sum(score for s, score in surveys if s == "ces"),
+    }
+
+
+def test_window_sums_equal_the_definitions_with_late_and_future_samples():
+    """Samples arrive out of order (late into old minutes, ahead of the clock), the clock moves
+    by irregular steps across minute edges: every sum of every window stays exact."""
+    rng = random.Random(5)
+    board = Board(WINDOWS, Thresholds())
+    applied: list[tuple[str, int, object]] = []
+    now = T0_MS
+    for position in range(2000):
+        if rng.random() < 0.05:
+            now += rng.choice((1, 999, 1000, 59_999, 60_000, 61_001, 400_000))
+            board.advance(now)
+            for width, sums in zip(board.window_widths, board.queues[SERIES].windows.sums,
+                                   strict=True):
+                assert sums == [expected_sums(applied, now, width)[i] for i in range(q.SUMS)]
+        kind = rng.choice(list(SAMPLE_VALUES))
+        # Whole seconds half of the time, so that samples fall exactly on window edges.
+        ts = now + rng.choice((rng.randint(-500, 30) * 1000, rng.randint(-500_000, 30_000)))
+        value = SAMPLE_VALUES[kind](rng)
+        board.apply(Fact(*SERIES, kind, ts, f"c{position}", value), "s:0", position)
+        applied.append((kind, ts, value))  # one out of every window already never counts
+
+
+def test_a_sample_unit_in_the_changelog_is_two_columns():
+    pipeline = Pipeline()
+    feed(pipeline, contact("c1", "billing", 0, answered=42))
+    minute = ms(0) // 60_000
+    units = pipeline.board.take_dirty()
+    assert units[Board.samples_unit("billing", "voice", ms(0))] == {
+        "marks": {"cc.voice:0": 1 * FACTS_PER_EVENT},
+        "times": [ms(0) - minute * 60_000, ms(42) - minute * 60_000],
+        "codes": [sample_code(ENTERED, None), 42_000 << 4 | 1]}
+    assert sample_code(ANSWERED, 42_000) == 42_000 << 4 | 1
+
+
+def test_sample_codes_round_trip():
+    rng = random.Random(2)
+    for kind, value_of in SAMPLE_VALUES.items():
+        value = value_of(rng)
+        assert sample_of(sample_code(kind, value)) == (kind, value)
+
+
+def test_a_minute_leaves_memory_and_changelog_once_wholly_out_of_every_window():
+    config = EngineConfig(windows=(("1m", 60_000),))
+    pipeline = Pipeline(config)
+    feed(pipeline, contact("c1", "billing", 0.5, answered=59.5))  # minute 09:00
+    board = pipeline.board
+    unit = Board.samples_unit("billing", "voice", ms(0))
+    board.take_dirty()
+    board.advance(ms(119.499))  # 09:00:59.5 still in (09:00:59.499, 09:01:59.499]
+    assert board.take_dirty() == {}
+    assert len(board.queues[("billing", "voice")].windows.blocks) == 1
+    board.advance(ms(119.999))  # the whole minute is out of the window
+    assert board.take_dirty() == {unit: None}
+    assert board.queues[("billing", "voice")].windows.blocks == {}
+
+
+def _legacy(state: dict, unit: str) -> dict:
+    """A samples unit as it was logged before the columns: [[ts, kind, value], ...]."""
+    if not unit.startswith("S\x1f"):
+        return state
+    start = int(unit.rsplit("\x1f", 1)[1]) * 60_000
+    return {"marks": state["marks"],
+            "samples": [[start + ts, *sample_of(code)]
+                        for ts, code in zip(state["times"], state["codes"], strict=True)]}
+
+
+def test_restore_from_columns_and_from_the_previous_format_is_exact():
+    events = surveyed_contacts(random.Random(11), 150, kinds=("csat", "nps", "ces"))
+    events.sort(key=lambda e: e["ts"])
+    pipeline = Pipeline()
+    feed(pipeline, events)
+    logged = {unit: orjson.loads(orjson.dumps(state))
+              for unit, state in pipeline.board.take_dirty().items() if state is not None}
+    copies = [Board(pipeline.config.windows, pipeline.config.thresholds) for _ in range(2)]
+    for unit, state in logged.items():
+        copies[0].restore(unit, state)
+        copies[1].restore(unit, orjson.loads(orjson.dumps(_legacy(state, unit))))
+    for now in (900, 1650, 2000, 4000):
+        reference = metrics(pipeline.board, now)
+        assert metrics(copies[0], now) == reference
+        assert metrics(copies[1], now) == reference
+    # The restored marks still refuse the facts they cover.
+    facts, _ = Pipeline().intake.take(0, records(events))
+    for located in facts:
+        copies[0].apply(Fact(*located[:6]), located[6], located[7])
+    assert metrics(copies[0], 4000) == metrics(pipeline.board, 4000)
