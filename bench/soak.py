@@ -38,6 +38,7 @@ from ccmon.kafka import ensure_topics  # noqa: E402
 from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until  # noqa: E402
 from ccmon.settings import load  # noqa: E402
 
+STALLED_S = 60
 APPLIED = ("ccmon_events_total", "ccmon_events_invalid_total", "ccmon_events_duplicate_total")
 
 
@@ -65,6 +66,7 @@ def soak(values: dict, workdir: Path, args: argparse.Namespace) -> list[tuple[fl
         started = time.monotonic()
         end = started + args.minutes * 60
         print("elapsed_s,rss_mb,hwm_mb,applied_events", flush=True)
+        progress = (0.0, 0.0)  # (events applied, when that count was first seen)
         while time.monotonic() < end:
             time.sleep(args.every)  # the sampling pace, not a synchronisation
             scraped = try_scrape(url) or {}
@@ -73,6 +75,12 @@ def soak(values: dict, workdir: Path, args: argparse.Namespace) -> list[tuple[fl
             elapsed = time.monotonic() - started
             samples.append((elapsed, rss))
             print(f"{elapsed:.0f},{rss:.1f},{hwm:.1f},{applied:.0f}", flush=True)
+            if applied > progress[0]:
+                progress = (applied, elapsed)
+            elif elapsed - progress[1] > STALLED_S:
+                print(f"no event applied for {STALLED_S} s: the broker or the worker is gone "
+                      f"(worker log: {workdir / 'worker.log'})", flush=True)
+                break
     finally:
         stop_event.set()
         if traffic.pid is not None:
