@@ -12,7 +12,7 @@ from ccmon.settings import SettingsError
 WORKER_SETTINGS = ("brokers", "app_id", "metrics_port", "clock", "windows",
                    "short_abandon_seconds", "service_level_seconds", "service_level_by_queue",
                    "rules", "redis_url", "topic_prefix", "partitions", "contact_retention",
-                   "bind", "session_timeout", "ws_port", "tokens")
+                   "bind", "session_timeout", "instance_id", "ws_port", "tokens")
 GATEWAY_SETTINGS = ("app_id", "ws_port", "tokens", "redis_url", "bind")
 
 
@@ -47,6 +47,30 @@ def _gateway(args: argparse.Namespace) -> int:
     return run_gateway(settings_module.load(args))
 
 
+def _broker(args: argparse.Namespace) -> int:
+    """The demo's embedded broker on its own: somewhere to replay into without a Kafka."""
+    import signal
+    import socket
+
+    from ccmon.embedded import EmbeddedBrokerError, start_tansu
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", args.port)) == 0:
+            raise SettingsError(f"port {args.port} is in use: is a broker running there already?")
+    try:
+        broker = start_tansu(args.port)
+    except EmbeddedBrokerError as exc:
+        raise SettingsError(f"the embedded broker did not start: {exc}") from None
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # after tansu: it must not inherit it
+    say(f"embedded broker (tansu, in memory) on {broker.bootstrap}; Ctrl-C stops it")
+    try:
+        signal.sigwait(stop_signals)
+    finally:
+        broker.stop()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="ccmon", description="Real-time contact-centre monitor. Every setting is a flag "
@@ -77,6 +101,11 @@ def parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="realistic synthetic traffic into Kafka")
     add_simulate_arguments(simulate)
     simulate.set_defaults(run=_simulate)
+
+    broker = commands.add_parser(
+        "broker", help="an embedded Kafka-compatible broker (tansu, in memory) to try ccmon on")
+    broker.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (9092)")
+    broker.set_defaults(run=_broker)
 
     replay = commands.add_parser("replay", help="send a JSON-lines file of events to Kafka")
     add_replay_arguments(replay)
