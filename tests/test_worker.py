@@ -9,7 +9,8 @@ import signal
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from deployment import DEADLINE, Deployment
 
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
@@ -159,6 +160,105 @@ def test_sigkill_and_restart_lose_and_double_count_nothing(deployment: Deploymen
 
     worker = deployment.start_worker()
     wait_for_figures([worker.metrics_url], engine_figures(lines, deployment.settings), deployment)
+
+
+def poison_pairs() -> list[tuple[bytes, bytes, str]]:
+    """(poison message, the next event on its key, the reason) for each message that once
+    stopped the worker for good (or would now stall it), as events.md 1.1 lists them."""
+    def queued(contact: str, **fields: object) -> dict:
+        return {"event_id": f"q-{contact}", "type": "contact.queued", "ts": START + 30,
+                "contact_id": contact, "queue": "billing", **fields}
+
+    poison = [
+        (b'{"event_id":"p1","type":"contact.queued","ts":1e308,"contact_id":"k1","queue":"q"}',
+         "bad_ts"),
+        (orjson.dumps({**queued("k2"), "event_id": "p2", "type": {"an": "object"}}),
+         "wrong_type"),
+        (orjson.dumps({**queued("k3"), "event_id": "p3", "type": ["a", "list"]}), "wrong_type"),
+        (orjson.dumps({"event_id": "p4", "type": "survey.submitted", "ts": START + 20,
+                       "contact_id": "k4", "kind": ["csat"], "score": 3, "queue": "billing"}),
+         "wrong_type"),
+        (orjson.dumps({"event_id": "p5", "type": "contact.ended", "ts": START + 20,
+                       "contact_id": "k5", "wrap_seconds": 1e308}), "bad_value"),
+        (orjson.dumps({**queued("k6"), "event_id": "p6", "junk": "x" * 1_000_000}), None),
+    ]
+    # The ~1 MB message is valid JSON with an unknown field: invalid only by its id below.
+    poison[-1] = (poison[-1][0].replace(b'"p6"', b'""'), "bad_value")
+    return [(raw, orjson.dumps(queued(f"k{i}")), reason)
+            for i, (raw, reason) in enumerate(poison, 1)]
+
+
+def test_poison_messages_are_dead_lettered_once_and_the_next_event_applied(
+        deployment: Deployment):
+    lines = simulated(seed=21, hours=1)
+    pairs = poison_pairs()
+    for raw, follower, _ in pairs:  # last, so the kill below finds them not yet committed
+        lines += [raw, follower]
+    wanted = engine_figures(lines, deployment.settings)
+    worker = deployment.start_worker()
+    deployment.send(lines)
+    wait_for_figures([worker.metrics_url], wanted, deployment)
+    assert total(try_scrape(worker.metrics_url), "ccmon_events_invalid_total") == len(pairs)
+
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    # As after a crash before any commit (or an operator's offset reset): the next worker
+    # reads every input again. It must account for none of it a second time.
+    settings = deployment.settings
+    inputs = [*settings.channel_topics.values(), settings.agents_topic]
+    wait_until(lambda: asyncio.run(rewind(settings.bootstrap(), settings.app_id, inputs)),
+               DEADLINE, "the group's offsets rewound (the killed member gone)", interval=0.5)
+    worker = deployment.start_worker()
+    wait_for_figures([worker.metrics_url], wanted, deployment)
+    wait_until(lambda: not any(value for (name, _), value in try_scrape(
+        worker.metrics_url).items() if name == "ccmon_consumer_lag_records"), DEADLINE,
+        "everything read again")
+    again = try_scrape(worker.metrics_url)
+    for name in ("ccmon_events_invalid_total", "ccmon_events_duplicate_total",
+                 "ccmon_events_total"):
+        assert total(again, name) == 0, name
+
+    letters = asyncio.run(read_topic(deployment.settings.bootstrap(),
+                                     deployment.settings.deadletter_topic, len(pairs)))
+    assert len(letters) == len(pairs)
+    assert asyncio.run(topic_size(deployment.settings.bootstrap(),
+                                  deployment.settings.deadletter_topic)) == len(pairs)
+    by_reason = sorted((headers["ccmon-reason"], value[:40]) for value, headers in letters)
+    assert by_reason == sorted((reason, raw[:40]) for raw, _, reason in pairs)
+    huge = next(headers for value, headers in letters if len(value) > 100_000)
+    assert huge["ccmon-original-size"] == str(len(pairs[-1][0]))
+
+
+async def rewind(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Commit offset 0 for every partition of `topics` in `group`; False while the group
+    still has members (Kafka refuses commits from outside a live group)."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    partitions = [TopicPartition(topic, p) for topic in topics
+                  for p in consumer.partitions_for_topic(topic)]
+    await consumer.stop()
+    committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                 enable_auto_commit=False)
+    await committer.start()
+    try:
+        committer.assign(partitions)
+        await committer.commit({tp: 0 for tp in partitions})
+        return True
+    except KafkaError:
+        return False
+    finally:
+        await committer.stop()
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Records in a topic: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()  # subscribed: the topic's metadata is loaded
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
 
 
 def test_two_workers_export_each_series_once(deployment: Deployment):
