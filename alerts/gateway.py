@@ -24,7 +24,6 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -37,7 +36,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -45,28 +43,18 @@ from .health import StoreHealth
 from .store import ACKED, ALREADY, AlertStore, Message, StoreUnavailable, now_ms
 from .throttle import AuthThrottle, address_key
 from .tokens import Supervisor, Tokens
+from .web import TEXT, answer, page, response
 
 log = logging.getLogger("ccmon.gateway")
 
 AUTH_SECONDS = 5.0  # alerts.md: a browser's first message must authenticate within this
 UNAUTHORIZED = 4401
-HTTP_METHODS = ("GET", "HEAD")
 TOO_SLOW = 1013  # "try again later": the client reconnects and resyncs from a snapshot
 CLIENT_QUEUE = 1000  # messages a client may fall behind before it is disconnected
 MAX_MESSAGE = 64 * 1024  # clients only send small control messages
 FOLLOW_BLOCK_MS = 2000
 TILES_SECONDS = 1.0
 TILE_MAX_AGE_MS = 30_000  # tiles of a worker that stopped writing them are not shown
-
-PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-              "/index.html": ("index.html", "text/html; charset=utf-8"),
-              "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-              "/style.css": ("style.css", "text/css; charset=utf-8")}
-
-
-def _page_file(name: str) -> bytes:
-    return resources.files("ccmon.alerts").joinpath("static", name).read_bytes()
-
 
 @dataclass(eq=False)
 class Client:
@@ -150,31 +138,18 @@ class Gateway:
 
     # -- HTTP: the page, /metrics, /healthz -------------------------------------------------
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.partition("?")[0]
-        if request.method not in HTTP_METHODS:
-            response = _response(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET and HEAD\n", TEXT)
-            response.headers["Allow"] = ", ".join(HTTP_METHODS)
-            return response
-        if path == "/ws":
-            return None  # the WebSocket handshake goes on (the library answers HEAD with 405)
-        response = self._http_get(path)
-        if request.method == "HEAD":
-            response.body = b""  # Content-Length stays that of the GET
-        return response
+        return answer(request, self._http_get)
 
     def _http_get(self, path: str) -> Response:
         if path == "/metrics":
-            return _response(HTTPStatus.OK, generate_latest(self.metrics.registry),
-                             "text/plain; version=0.0.4; charset=utf-8")
+            return response(HTTPStatus.OK, generate_latest(self.metrics.registry),
+                            "text/plain; version=0.0.4; charset=utf-8")
         if path == "/healthz":
             if not self.ready.is_set():
-                return _response(HTTPStatus.SERVICE_UNAVAILABLE,
-                                 b"waiting for the alert store\n", TEXT)
-            return _response(*self.health.healthz(), TEXT)
-        if path in PAGE_FILES:
-            name, content_type = PAGE_FILES[path]
-            return _response(HTTPStatus.OK, _page_file(name), content_type)
-        return _response(HTTPStatus.NOT_FOUND, b"not found\n", TEXT)
+                return response(HTTPStatus.SERVICE_UNAVAILABLE,
+                                b"waiting for the alert store\n", TEXT)
+            return response(*self.health.healthz(), TEXT)
+        return page(path)
 
     # -- one client ------------------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
@@ -325,6 +300,7 @@ class Gateway:
             try:
                 if self.cursor is None:
                     self.firing, self.cursor, self.generation = await self.store.load()
+                    self._answered()
                     self.ready.set()
                 generation, cursor, entries = await self.store.follow(
                     self.generation, self.cursor, FOLLOW_BLOCK_MS)
@@ -333,14 +309,17 @@ class Gateway:
                     log.error("%s; retrying", exc)
                 await asyncio.sleep(1.0)  # retry pace, not a synchronisation
                 continue
-            if self.health.answered():
-                log.warning("alert store reachable again")
+            self._answered()
             if generation != self.generation:
                 log.warning("the alert store lost its data: following its new stream; the "
                             "workers publish again what is firing")
             self.generation, self.cursor = generation, cursor
             for published_at, message in entries:
                 self._forward(published_at, message)
+
+    def _answered(self) -> None:
+        if self.health.answered():
+            log.warning("alert store reachable again")
 
     def _forward(self, published_at: int, message: Message) -> None:
         known = self.firing.get(message["id"])
@@ -394,11 +373,3 @@ def _error(text: str, alert_id: str | None = None) -> Message:
         message["id"] = alert_id
     return message
 
-
-TEXT = "text/plain; charset=utf-8"
-
-
-def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-store")])
-    return Response(status.value, status.phrase, headers, body)

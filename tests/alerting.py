@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,9 @@ class AlertStack:
     """One app id on a Redis: its gateway processes, its clients, its store as a worker sees
     it (to put alerts and tiles in as a worker does)."""
 
-    def __init__(self, redis_url: str, tmp_path: Path) -> None:
+    def __init__(self, redis_url: str, tmp_path: Path, app_id: str | None = None) -> None:
         self.tmp_path = tmp_path
-        app_id = f"alerts-test-{next(_apps)}"
+        app_id = app_id or f"alerts-test-{next(_apps)}"
         self.settings = {"redis_url": redis_url, "app_id": app_id,
                          "tokens": write_tokens(tmp_path / "tokens.yaml")}
         self.store = RedisStore(redis_url, app_id)
@@ -138,6 +139,16 @@ class AlertStack:
         for gateway in self.gateways:
             await asyncio.to_thread(gateway.stop)
         await self.store.close()
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], what: str,
+                   seconds: float = MESSAGE_SECONDS) -> None:
+    """Poll an async condition until it holds; a missed deadline names `what`."""
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {seconds:g}s")
+        await asyncio.sleep(0.05)  # poll pace
 
 
 def is_alert(alert_id: str, **fields: object):

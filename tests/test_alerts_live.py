@@ -16,25 +16,29 @@ import yaml
 from alerting import (
     LONG_QUEUE,
     LOW_SL,
+    AlertStack,
     Client,
     Gateway,
     Scenario,
+    is_alert,
     long_queue_day,
     ticks,
+    wait_for,
     watch_for,
     write_tokens,
 )
 from deployment import DEADLINE, Deployment
+from servers import http_ok, start_redis
 
 from ccmon.alerts.watch import apply_facts
-from ccmon.launch import scrape, total, wait_until
+from ccmon.launch import scrape, total, try_scrape, wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-def expected_messages(scenario: Scenario) -> list[dict]:
+def expected_messages(scenario: Scenario, *rules: dict) -> list[dict]:
     """What the pure evaluator publishes for these events, in order."""
-    watch = watch_for(LONG_QUEUE, LOW_SL)
+    watch = watch_for(*(rules or (LONG_QUEUE, LOW_SL)))
     apply_facts(watch.board, scenario.facts(), watch)
     return [entry.message for entry in watch.outbox]
 
@@ -123,8 +127,6 @@ async def test_a_worker_killed_and_restarted_tells_each_transition_once(live):
 
 
 async def test_alerts_wait_for_redis_while_it_is_down_and_arrive_once_it_is_back(kafka, tmp_path):
-    from servers import start_redis
-
     from ccmon.alerts.store import RedisStore
 
     redis = start_redis(tmp_path / "redis-a")
@@ -167,5 +169,74 @@ async def test_alerts_wait_for_redis_while_it_is_down_and_arrive_once_it_is_back
         text = log.read_text()
         assert text.count(said) == 1 and "ccmon: the alert store is reachable again" in text
     finally:
+        deployment.stop_all()
+        redis.stop()
+
+
+WAITING = {"name": "waiting", "metric": "ccmon_queue_waiting_contacts", "op": ">",
+           "threshold": 0, "severity": "warning", "summary": "Someone is waiting"}
+
+
+def six_queues_waiting() -> Scenario:
+    """A contact waits in each of six queues, for good: six alerts firing."""
+    scenario = Scenario()
+    for n in range(6):
+        scenario.queued(n, f"c{n}", queue=f"q{n}")
+    scenario.queued(10, "late", queue="q0")  # moves the event clock past their firing
+    return scenario
+
+
+def worker_health(worker) -> tuple[bool, float]:
+    """(/healthz answers 200, ccmon_alert_store_up) of a worker."""
+    samples = try_scrape(worker.metrics_url)
+    up = total(samples, "ccmon_alert_store_up") if samples is not None else -1
+    return http_ok(worker.metrics_url.replace("/metrics", "/healthz")), up
+
+
+async def test_after_redis_loses_its_data_the_worker_tells_every_firing_alert_again(
+        kafka, tmp_path):
+    redis = start_redis(tmp_path / "redis-a")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"rules": [WAITING]}))
+    deployment = Deployment(kafka, tmp_path, partitions=1, rules=rules, redis_url=redis.url)
+    stack = AlertStack(redis.url, tmp_path, app_id=deployment.values["app_id"])
+    scenario = six_queues_waiting()
+    wanted = expected_messages(scenario, WAITING)
+    assert [m["status"] for m in wanted] == ["firing"] * 6
+    first, second = wanted[0]["id"], wanted[1]["id"]
+    try:
+        worker = await asyncio.to_thread(deployment.start_worker)
+        carol = await stack.client(stack.gateway(), "carol")
+        await deployment.send_async(lines(scenario))
+        await carol.until(is_alert(wanted[-1]["id"]), "the sixth alert", DEADLINE)
+        await carol.connection.send(f'{{"type":"ack","id":"{first}"}}')
+        await carol.until(is_alert(first, acked_by="carol"), "carol's ack")
+        assert await asyncio.to_thread(worker_health, worker) == (True, 1)
+
+        redis.stop()
+        await asyncio.to_thread(wait_until, lambda: worker_health(worker) == (False, 0),
+                                DEADLINE, "the worker's /healthz to say Redis is away")
+        redis = start_redis(tmp_path / "redis-b", port=redis.port)  # empty: nothing persisted
+        await asyncio.to_thread(wait_until, lambda: worker_health(worker) == (True, 1),
+                                DEADLINE, "the worker's /healthz to be well again")
+
+        async def whole_again() -> bool:
+            firing, _, _ = await stack.store.load()
+            return len(firing) == 6 and firing[first]["acked_by"] == "carol"
+
+        await wait_for(whole_again, "six alerts firing in Redis again, carol's ack back")
+        late = await stack.client(stack.gateway(), "carol")
+        assert sorted((a["id"], a["acked_by"]) for a in late.messages[0]["alerts"]) == sorted(
+            (m["id"], "carol" if m["id"] == first else None) for m in wanted)
+        await late.connection.send(f'{{"type":"ack","id":"{second}"}}')
+        for client in (late, carol):
+            await client.until(is_alert(second, acked_by="carol"), "the ack after the wipe")
+        # The supervisor connected all along got each transition once.
+        assert [(m["id"], m["acked_by"]) for m in carol.alerts()] == [
+            *((m["id"], None) for m in wanted), (first, "carol"), (second, "carol")]
+        said = "ccmon: the alert store had lost 6 firing alerts: published them again"
+        assert said in (tmp_path / "worker-0.log").read_text()
+    finally:
+        await stack.close()
         deployment.stop_all()
         redis.stop()

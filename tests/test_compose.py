@@ -124,6 +124,16 @@ def test_ccmon_services_reach_kafka_redis_and_each_other(services):
     assert f"{gateway['CCMON_WS_PORT']}:{gateway['CCMON_WS_PORT']}" in services["gateway"]["ports"]
 
 
+def test_redis_keeps_its_data_in_an_append_only_file_on_a_volume(compose, services):
+    redis = services["redis"]
+    command = [str(word) for word in redis["command"]]
+    assert command[0] == "redis-server"
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options == {"--appendonly": "yes", "--appendfsync": "everysec"}
+    volumes = {volume.split(":")[1]: volume.split(":")[0] for volume in redis["volumes"]}
+    assert volumes["/data"] in compose["volumes"]  # named: it outlives the container
+
+
 def test_every_mounted_file_is_in_the_repo(services):
     mounted = 0
     for name, service in services.items():

@@ -10,10 +10,10 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
-from alerting import TOKENS, AlertStack, Client, alert, is_alert, resolved
+from alerting import TOKENS, AlertStack, Client, alert, is_alert, resolved, wait_for
 from websockets.exceptions import ConnectionClosed
 
 from ccmon.launch import scrape, total, wait_until
@@ -27,15 +27,6 @@ async def closed_with(open_client: Callable, seconds: float = 15.0) -> tuple[int
         while True:
             received.append(await client.until(lambda m: True, "anything", seconds))
     return closed.value.rcvd.code, received
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str,
-                   seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {seconds:g}s")
-        await asyncio.sleep(0.05)  # poll pace
 
 
 async def test_a_bad_or_missing_token_is_closed_with_4401_and_sent_nothing(stack):
