@@ -184,8 +184,13 @@ def poison_pairs() -> list[tuple[bytes, bytes, str]]:
     ]
     # The ~1 MB message is valid JSON with an unknown field: invalid only by its id below.
     poison[-1] = (poison[-1][0].replace(b'"p6"', b'""'), "bad_value")
-    return [(raw, orjson.dumps(queued(f"k{i}")), reason)
-            for i, (raw, reason) in enumerate(poison, 1)]
+    pairs = [(raw, orjson.dumps(queued(f"k{i}")), reason)
+             for i, (raw, reason) in enumerate(poison, 1)]
+    agent = {"event_id": "a-k7", "type": "agent.state", "ts": START + 30, "agent_id": "k7",
+             "state": "available", "queues": ["billing"]}
+    pairs.insert(0, (orjson.dumps({**agent, "event_id": "p7", "state": ["busy"]}),
+                     orjson.dumps(agent), "wrong_type"))
+    return pairs
 
 
 def test_poison_messages_are_dead_lettered_once_and_the_next_event_applied(
