@@ -69,6 +69,9 @@ def soak(values: dict, workdir: Path, args: argparse.Namespace) -> list[tuple[fl
         progress = (0.0, 0.0)  # (events applied, when that count was first seen)
         while time.monotonic() < end:
             time.sleep(args.every)  # the sampling pace, not a synchronisation
+            if worker.poll() is not None:
+                print(f"the worker exited with code {worker.returncode}", flush=True)
+                break
             scraped = try_scrape(url) or {}
             applied = sum(total(scraped, name) for name in APPLIED)
             rss, hwm = rss_mb(worker.pid)
