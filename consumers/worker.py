@@ -45,6 +45,7 @@ from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located
 from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .alerting import Alerting
+from .deadletters import DEAD_LETTER_MARK, dead_letter_partition, written_since
 from .fastpath import BatchApp
 
 log = logging.getLogger("ccmon.worker")
@@ -90,6 +91,8 @@ class Worker:
         self._writing: asyncio.Future | None = None  # the latest batch's changelog writes
         self._clock_sent = 0  # the event clock last told to stage two
         self._fact_partitions: dict[tuple[str, str], int] = {}
+        self._dead_letter_partitions = partitions  # the topic's own count, read at recovery
+        self._dead_before: dict[int, set[tuple[str, int]]] = {}
         self.partitions = partitions
         options: dict[str, object] = {
             "broker": [f"kafka://{server}" for server in settings.bootstrap().split(",")],
@@ -163,19 +166,28 @@ class Worker:
             touched.append(partition)
         # Taken before the first await: a rebalance may drop the ledgers while we send.
         changes = {partition: self.intake.take_changes(partition) for partition in touched}
-        sent = [*await self._send_facts(facts), *await self._send_dead_letters(dead),
+        dead_sent = await self._send_dead_letters(dead)
+        sent = [*await self._send_facts(facts), *(sending for _, sending in dead_sent),
                 *await self._send_clock()]
         previous, self._writing = self._writing, None
-        self._writing = asyncio.ensure_future(self._log_after(previous, sent, changes))
+        self._writing = asyncio.ensure_future(
+            self._log_after(previous, sent, changes, dead_sent))
         return self._writing
 
     async def _log_after(self, previous: asyncio.Future | None, sent: list[asyncio.Future],
-                         changes: dict[int, dict]) -> None:
+                         changes: dict[int, dict],
+                         dead_sent: list[tuple[int, asyncio.Future]]) -> None:
         """Log a batch's ledger changes once its facts are acknowledged and the previous
-        batch is logged: a logged contact state must never refer to a fact Kafka lacks."""
+        batch is logged: a logged contact state must never refer to a fact Kafka lacks.
+        With them goes where each partition's dead letters got to (see `deadletters`)."""
         if previous is not None:
             await previous
         await asyncio.gather(*sent)
+        for partition, sending in dead_sent:
+            offset = sending.result().offset
+            partition_changes = changes[partition]
+            if offset > partition_changes.get(DEAD_LETTER_MARK, -1):
+                partition_changes[DEAD_LETTER_MARK] = offset
         await asyncio.gather(*(self._log_changes(self.contacts, partition, partition_changes)
                                for partition, partition_changes in changes.items()))
 
@@ -186,7 +198,10 @@ class Worker:
         prefix = f"{partition}/".encode()
         for key, value in list(self.contacts.data.items()):
             if key.startswith(prefix) and value is not None:
-                self.intake.restore(partition, key[len(prefix):].decode(), orjson.loads(value))
+                unit = key[len(prefix):].decode()
+                if unit != DEAD_LETTER_MARK:
+                    self.intake.restore(partition, unit, orjson.loads(value))
+        self.intake.dead_before[partition] = self._dead_before.pop(partition, set())
 
     async def _send_facts(self, facts: list[Located]) -> list[asyncio.Future]:
         """Send a batch's facts to the partitions of their (queue, channel) keys, in batch
@@ -219,13 +234,19 @@ class Worker:
         return [await send(topic, None, value, partition, None, None)
                 for partition in range(self.partitions)]
 
-    async def _send_dead_letters(self, dead: list[DeadLetter]) -> list[asyncio.Future]:
+    async def _send_dead_letters(self, dead: list[DeadLetter]
+                                 ) -> list[tuple[int, asyncio.Future]]:
+        """Send dead letters, each to the dead-letter partition of its input partition number;
+        (that number, the send's future) for each."""
         producer = self.app.producer
         topic = self.settings.deadletter_topic
         pending = []
         for letter in dead:
+            partition = int(letter.source.rpartition(":")[2])
             key, value, headers = dead_letter_message(letter)
-            pending.append(await producer.send(topic, key, value, None, None, headers))
+            target = dead_letter_partition(partition, self._dead_letter_partitions)
+            pending.append((partition, await producer.send(topic, key, value, target, None,
+                                                           headers)))
         return pending
 
     async def _log_changes(self, table: faust.Table, partition: int, changes: dict) -> None:
@@ -385,6 +406,23 @@ class Worker:
 
     async def _on_contacts_recovered(self) -> None:
         self._forget_unassigned(self.contacts)
+        await self._read_back_dead_letters()
+
+    async def _read_back_dead_letters(self) -> None:
+        """Before any input is read again: which records a previous owner of each partition
+        dead-lettered after its last logged state (see `deadletters`)."""
+        topic = self.settings.deadletter_topic
+        producer = self.app.producer._ensure_producer()
+        self._dead_letter_partitions = len(await producer.partitions_for(topic))
+        changelog = self.contacts.changelog_topic.get_topic_name()
+        self._dead_before = {}
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic != changelog:
+                continue
+            mark = self.contacts.data.get(_partition_key(tp.partition, DEAD_LETTER_MARK))
+            self._dead_before[tp.partition] = await written_since(
+                self.settings.bootstrap(), topic, self._dead_letter_partitions, tp.partition,
+                None if mark is None else orjson.loads(mark))
 
     async def _on_queues_recovered(self) -> None:
         self._forget_unassigned(self.queues)

@@ -81,6 +81,9 @@ class Intake:
         self.ledgers: dict[int, Ledger] = {}  # input partition number -> its ledger
         self.read: dict[int, dict[str, int]] = {}  # partition -> source -> last offset handled
         self._read_dirty: dict[int, set[str]] = {}
+        # partition -> (source, offset) of records a previous owner dead-lettered past its
+        # logged state: found again, they are not dead-lettered twice.
+        self.dead_before: dict[int, set[tuple[str, int]]] = {}
         self.events = Counter[tuple[str, str]]()  # (channel, type) -> valid events applied
         self.invalid = Counter[str]()  # reason -> dead-lettered events
         self.duplicates = 0
@@ -100,6 +103,7 @@ class Intake:
         self.ledgers.clear()
         self.read.clear()
         self._read_dirty.clear()
+        self.dead_before.clear()
 
     def restore(self, partition: int, key: str, state: object) -> None:
         """One logged state unit of `take_changes` back into the partition's state."""
@@ -140,6 +144,7 @@ class Intake:
         events, last_ts = self.events, self.last_event_ts
         marks = self.read[partition]
         handled = marks.get(source, -1)
+        dead_before = self.dead_before.get(partition)
         for record in records:
             if record.offset <= handled:
                 continue  # re-read after a crash: accounted for before
@@ -147,13 +152,16 @@ class Intake:
             try:
                 event = decode(record.value, channel)
                 caused = ledger.apply(event)
-            except BadEvent as bad:
-                self.invalid[bad.reason] += 1
-                dead.append(DeadLetter(source, record, bad.reason, bad.detail))
-                continue
             except Exception as exc:  # no record may stop the monitor
-                self.invalid["internal"] += 1
-                dead.append(DeadLetter(source, record, "internal", _internal(exc)))
+                if dead_before and (source, record.offset) in dead_before:
+                    dead_before.discard((source, record.offset))
+                    continue
+                if isinstance(exc, BadEvent):
+                    letter = DeadLetter(source, record, exc.reason, exc.detail)
+                else:  # a bug of ours, not a verdict on the input
+                    letter = DeadLetter(source, record, "internal", _internal(exc))
+                self.invalid[letter.reason] += 1
+                dead.append(letter)
                 continue
             if event.ts > self.latest_ts:  # a repeat is still a valid event seen
                 self.latest_ts = event.ts

@@ -261,3 +261,13 @@ def test_a_message_too_large_to_dead_letter_whole_is_cut_with_its_size():
     small = Record(SOURCE, 8, "voice", b"x" * 1000, b"k")
     assert dead_letter_message(DeadLetter(SOURCE, small, "invalid_json", "no"))[:2] == (
         b"k", b"x" * 1000)
+
+
+def test_records_a_previous_owner_dead_lettered_are_not_dead_lettered_again():
+    intake = Intake(EngineConfig())
+    intake.ledger(0)
+    intake.dead_before[0] = {(SOURCE, 0)}
+    records = [Record(SOURCE, 0, "voice", b"[1]"), Record(SOURCE, 1, "voice", b"[2]")]
+    _, dead = intake.take_run(0, SOURCE, "voice", records)
+    assert [letter.record.offset for letter in dead] == [1]
+    assert sum(intake.invalid.values()) == 1

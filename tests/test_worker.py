@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from deployment import DEADLINE, Deployment
 
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
+from ccmon.kafka import ensure_topics, new_producer
 from ccmon.launch import Samples, total, try_scrape, wait_until
 from ccmon.stream.events import parse_ts
 from ccmon.stream.simulate import Simulation
@@ -232,6 +233,40 @@ def test_poison_messages_are_dead_lettered_once_and_the_next_event_applied(
     assert by_reason == sorted((reason, raw[:40]) for raw, _, reason in pairs)
     huge = next(headers for value, headers in letters if len(value) > 100_000)
     assert huge["ccmon-original-size"] == str(len(pairs[-1][0]))
+
+
+def test_dead_letters_a_crashed_owner_wrote_are_not_written_again(deployment: Deployment):
+    """The gap between a batch's dead letters acknowledged and its state logged: a previous
+    owner wrote the dead letter of offset 0 and died before logging it. Reading offset 0
+    again, the worker finds that dead letter in the topic and does not write a second."""
+    settings = deployment.settings
+    voice, dead_topic = settings.channel_topics["voice"], settings.deadletter_topic
+    bad = [b'{"event_id": "cut', b'{"event_id": "cut too']
+    valid = orjson.dumps({"event_id": "v1", "type": "contact.queued", "ts": START,
+                          "contact_id": "c1", "queue": "billing"})
+
+    async def crashed_owner() -> None:
+        await ensure_topics(settings.bootstrap(), [*settings.channel_topics.values(),
+                                                   settings.agents_topic, dead_topic], 4)
+        producer = new_producer(settings.bootstrap())
+        await producer.start()
+        try:
+            for value in [*bad, valid]:
+                await producer.send_and_wait(voice, value, partition=1)
+            await producer.send_and_wait(dead_topic, bad[0], partition=1, headers=[
+                ("ccmon-reason", b"invalid_json"), ("ccmon-source", f"{voice}:1:0".encode())])
+        finally:
+            await producer.stop()
+
+    asyncio.run(crashed_owner())
+    worker = deployment.start_worker()
+    wait_until(lambda: total(try_scrape(worker.metrics_url) or {}, "ccmon_events_total") == 1,
+               DEADLINE, "the valid event applied")
+    assert total(try_scrape(worker.metrics_url), "ccmon_events_invalid_total") == 1
+    letters = asyncio.run(read_topic(settings.bootstrap(), dead_topic, 2))
+    assert sorted(headers["ccmon-source"] for _, headers in letters) == [
+        f"{voice}:1:0", f"{voice}:1:1"]
+    assert asyncio.run(topic_size(settings.bootstrap(), dead_topic)) == 2
 
 
 async def rewind(bootstrap: str, group: str, topics: list[str]) -> bool:
