@@ -11,7 +11,7 @@ import orjson
 from ccmon.launch import Samples
 from ccmon.produce import route
 from ccmon.settings import Settings
-from ccmon.stream.engine import Pipeline, Record
+from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
 
 QUEUE_NAMES = {spec.name for spec in QUEUE_METRICS}
@@ -19,8 +19,9 @@ _LABELS = {spec.name: spec.labels for spec in QUEUE_METRICS}
 
 
 def engine_figures(lines: list[bytes], settings: Settings) -> Samples:
-    """The queue series the pure engine computes for `lines` (in order), at the event clock."""
-    pipeline = Pipeline()
+    """The queue series the pure engine computes for `lines` (in order), at the event clock,
+    with the settings' windows, thresholds and retention."""
+    pipeline = Pipeline(EngineConfig.from_settings(settings))
     records = []
     for offset, line in enumerate(lines):
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ccmon.embedded import free_port
 from ccmon.launch import ccmon_process, stop, try_scrape, wait_until
 from ccmon.produce import replay
-from ccmon.settings import load
+from ccmon.settings import env_name, load
 
 DEADLINE = 120.0
 _names = itertools.count()
@@ -24,8 +24,8 @@ class Deployment:
         self.values = {"brokers": kafka.address, "app_id": f"ccmon-test-{n}",
                        "topic_prefix": f"t{n}", "clock": "event", "session_timeout": 6,
                        "partitions": 4, **values}
-        self.settings = load(environ={}, **{k: v for k, v in self.values.items()
-                                            if k in ("brokers", "app_id", "topic_prefix")})
+        # Parsed as the worker parses them (CCMON_* variables): the oracle's settings.
+        self.settings = load(environ={env_name(k): str(v) for k, v in self.values.items()})
         self.workers: list = []
 
     def start_worker(self):
@@ -49,7 +49,7 @@ class Deployment:
         path = self.tmp_path / f"lines-{next(_names)}.jsonl"
         path.write_bytes(b"\n".join(lines) + b"\n")
         sent = await replay(self.settings, str(path), progress=False)
-        assert sent in (0, None) or sent == len(lines)
+        assert sent == len(lines), f"replay sent {sent} of {len(lines)} lines"
 
     def log_tail(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:]

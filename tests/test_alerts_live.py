@@ -97,6 +97,8 @@ async def test_a_replay_on_the_event_clock_fires_what_the_evaluator_says(live):
     assert alert_messages(client) == wanted
     metrics = scrape(worker.metrics_url)
     assert total(metrics, "ccmon_alert_transitions_total", rule="low-sl") == 2
+    # Exported and zero (a total of absent series would be 0 too).
+    assert {name for name, _ in metrics} >= {"ccmon_alerts_firing", "ccmon_alerts_unpublished"}
     assert total(metrics, "ccmon_alerts_firing") == 0
     assert total(metrics, "ccmon_alerts_unpublished") == 0
 

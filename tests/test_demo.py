@@ -83,7 +83,13 @@ def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
         token = text_of(output).split("sign in with token ")[1].split(")")[0]
         hello, kpis = asyncio.run(supervisor(f"ws://127.0.0.1:{ws_port}/ws", token))
         assert hello["type"] == "snapshot" and hello["queues"] == ["*"]
-        assert all(tile["waiting"] >= 0 for tile in kpis["tiles"])
+        # Tiles of the queues the worker exports, each with a count of contacts waiting.
+        series = {(dict(labels)["queue"], dict(labels)["channel"])
+                  for name, labels in try_scrape(url) or {}
+                  if name == "ccmon_queue_waiting_contacts"}
+        tiles = {(tile["queue"], tile["channel"]): tile["waiting"] for tile in kpis["tiles"]}
+        assert tiles and tiles.keys() <= series
+        assert all(isinstance(waiting, int) and waiting >= 0 for waiting in tiles.values())
         children = children_of(demo.pid)
         assert len(children) == 3  # broker, worker, simulator
         demo.send_signal(signal.SIGINT)

@@ -115,9 +115,18 @@ async def test_kafka_idempotent_producer(kafka):
     producer = new_producer(kafka.address, enable_idempotence=True)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, b"once")
+        written = await producer.send_and_wait(topic, b"once")
     finally:
         await producer.stop()
+    assert written.offset == 0
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.address, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000)
+    finally:
+        await consumer.stop()
+    assert [m.value for messages in batch.values() for m in messages] == [b"once"]
 
 
 # --- tansu ------------------------------------------------------------------------------------
@@ -141,9 +150,7 @@ async def test_tansu_has_no_idempotent_producer(tansu):
 
 
 def test_embedded_broker_starts_and_stops(tmp_path):
-    started = time.monotonic()
     with start_tansu(log_path=tmp_path / "tansu.log") as broker:
-        assert time.monotonic() - started < 30
         assert broker.alive()
         host, port = broker.bootstrap.rsplit(":", 1)
         assert host == "127.0.0.1" and int(port) == broker.port

@@ -301,6 +301,21 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+def test_the_worker_honours_its_windows_and_thresholds(kafka, tmp_path):
+    """Non-default windows and thresholds, in the worker and in the oracle alike."""
+    deployment = Deployment(kafka, tmp_path, windows="2m,45m,2h", service_level_seconds=30,
+                            short_abandon_seconds=12, service_level_by_queue="billing=10")
+    try:
+        lines, _ = mixed(simulated(seed=17, hours=2), seed=17)
+        wanted = engine_figures(lines, deployment.settings)
+        assert {dict(labels).get("window") for _, labels in wanted} >= {"2m", "45m", "2h"}
+        worker = deployment.start_worker()
+        deployment.send(lines)
+        wait_for_figures([worker.metrics_url], wanted, deployment)
+    finally:
+        deployment.stop_all()
+
+
 def test_two_workers_export_each_series_once(deployment: Deployment):
     lines, _ = mixed(simulated(seed=13, hours=2), seed=13)
     wanted = engine_figures(lines, deployment.settings)
