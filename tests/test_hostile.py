@@ -163,6 +163,17 @@ POISON = [
     (b'{"event_id":"p1","type":"contact.queued","ts":' + b"1" * 500 + b',"contact_id":"c",'
      b'"queue":"q"}', "bad_ts"),
     (b"x" * 1_200_000, "invalid_json"),
+    # A ts in milliseconds read as seconds would be year ~57,900: refused, not a clock jump.
+    (orjson.dumps(queued("p1", ts=START * 1000)), "bad_ts"),
+    (orjson.dumps(queued("p1", channel="fax")), "bad_value"),
+    (orjson.dumps(queued("p1", channel="chat")), "channel_mismatch"),
+    (orjson.dumps(queued("p1", channel=1)), "wrong_type"),
+    (orjson.dumps({"event_id": "p1", "type": "contact.ended", "ts": START, "contact_id": "c",
+                   "wrap_seconds": -1}), "bad_value"),
+    (orjson.dumps({"event_id": "p1", "type": "contact.ended", "ts": START, "contact_id": "c",
+                   "resolved": "yes"}), "wrong_type"),
+    (orjson.dumps({"event_id": "p1", "type": "contact.ended", "ts": START, "contact_id": "c",
+                   "wrap_seconds": "20"}), "wrong_type"),
 ]
 
 
@@ -179,8 +190,16 @@ def test_agent_poison_values():
     agent = {"event_id": "a1", "type": "agent.state", "ts": START, "agent_id": "a",
              "state": "available", "queues": ["billing"]}
     poison = [({**agent, "state": ["busy"]}, "wrong_type"),
+              ({**agent, "state": "asleep"}, "bad_value"),
               ({**agent, "queues": ["q" * 257]}, "bad_value"),
-              ({**agent, "agent_id": "a" * 257}, "bad_value")]
+              ({**agent, "queues": [""]}, "bad_value"),
+              ({**agent, "queues": "billing"}, "wrong_type"),
+              ({**agent, "queues": [7]}, "wrong_type"),
+              ({k: v for k, v in agent.items() if k != "queues"}, "missing_field"),
+              ({k: v for k, v in agent.items() if k != "state"}, "missing_field"),
+              ({**agent, "agent_id": "a" * 257}, "bad_value"),
+              ({**agent, "agent_id": 7}, "wrong_type"),
+              ({**agent, "ts": "yesterday"}, "bad_ts")]
     intake = Intake(EngineConfig())
     records = [Record(AGENTS, i, None, orjson.dumps(event)) for i, (event, _) in enumerate(poison)]
     records.append(Record(AGENTS, len(poison), None, orjson.dumps(agent)))
