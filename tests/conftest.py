@@ -7,16 +7,25 @@ instead of using these.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers
 from deployment import Deployment
+
+# Property-based tests: thorough by default; quick and repeatable for the mutation runs
+# (scripts/mutation), which run the pure tests once per mutant.
+settings.register_profile("thorough", max_examples=200, deadline=None)
+settings.register_profile("mutation", max_examples=20, deadline=None, derandomize=True,
+                          database=None)
+settings.load_profile(os.environ.get("CCMON_HYPOTHESIS_PROFILE", "thorough"))
 
 
 @pytest.fixture(scope="session")

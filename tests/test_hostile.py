@@ -103,7 +103,7 @@ def feed(values: list[tuple[bytes, str | None]]) -> tuple[Pipeline, list[DeadLet
     return pipeline, dead
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(hostile, max_size=40))
 def test_no_record_makes_the_intake_raise_and_each_is_accounted_once(values):
     intake = Intake(EngineConfig())
@@ -114,7 +114,7 @@ def test_no_record_makes_the_intake_raise_and_each_is_accounted_once(values):
     assert sum(intake.invalid.values()) == len(dead)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(VALID)), hostile), max_size=30))
 def test_dead_lettered_records_change_no_metric(insertions):
     """Hostile records mixed into valid traffic: the metrics equal those of the same traffic

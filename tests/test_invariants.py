@@ -163,7 +163,7 @@ class Centre(RuleBasedStateMachine):
         check(self.pipeline, now, max(self.longest_wait, waiting))
 
 
-Centre.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+Centre.TestCase.settings = settings(stateful_step_count=40)
 TestCentre = Centre.TestCase
 
 SIMULATED = [orjson.dumps(e) for e in Simulation(11, START).run(1800)]
@@ -185,7 +185,6 @@ WHOLE = Pipeline()
 WHOLE.feed(records(SIMULATED))
 
 
-@settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(1, len(SIMULATED) - 1), max_size=8, unique=True))
 def test_any_split_into_batches_gives_the_same_metrics(cuts):
     pipeline = Pipeline()
@@ -195,7 +194,6 @@ def test_any_split_into_batches_gives_the_same_metrics(cuts):
     assert metrics_of(pipeline) == metrics_of(WHOLE)
 
 
-@settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(SIMULATED) - 1), st.integers(0, 50)),
                 min_size=1, max_size=10))
 def test_a_repeated_event_changes_nothing(repeats):
