@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import servers  # noqa: E402
-from soak import rss_mb  # noqa: E402
+from soak import rss_mb, trim_env  # noqa: E402
 
 from ccmon.embedded import free_port  # noqa: E402
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series  # noqa: E402
@@ -42,10 +42,6 @@ from ccmon.produce import replay  # noqa: E402
 from ccmon.settings import DEFAULT_WINDOWS, load  # noqa: E402
 
 DEADLINE = 1800.0
-TRIM = """import orjson
-_dumps = orjson.dumps
-orjson.dumps = lambda *args, **options: bytes(memoryview(_dumps(*args, **options)))
-"""
 
 
 def default_window_series(samples) -> dict:
@@ -58,13 +54,9 @@ def default_window_series(samples) -> dict:
 def run_worker(values: dict, wanted: dict, workdir: Path, name: str, trim: bool) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    extra_env = None
-    if trim:
-        (workdir / "trim").mkdir(exist_ok=True)
-        (workdir / "trim" / "sitecustomize.py").write_text(TRIM)
-        extra_env = {"PYTHONPATH": str(workdir / "trim")}
     worker = ccmon_process(["worker"], {**values, "app_id": name, "metrics_port": port},
-                           workdir / f"{name}.log", extra_env=extra_env, cwd=workdir)
+                           workdir / f"{name}.log", extra_env=trim_env(workdir) if trim else None,
+                           cwd=workdir)
     started = time.monotonic()
     try:
         try:

@@ -39,6 +39,19 @@ from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until  # n
 from ccmon.settings import load  # noqa: E402
 
 STALLED_S = 60
+# Right-sized orjson bytes in a worker: what the one-line change proposed for
+# consumers/worker.py does for the values Faust's memory store keeps (docs/benchmarks.md).
+TRIM = """import orjson
+_dumps = orjson.dumps
+orjson.dumps = lambda *args, **options: bytes(memoryview(_dumps(*args, **options)))
+"""
+
+
+def trim_env(workdir: Path) -> dict[str, str]:
+    """The environment of a worker whose `orjson.dumps` returns right-sized bytes."""
+    (workdir / "trim").mkdir(exist_ok=True)
+    (workdir / "trim" / "sitecustomize.py").write_text(TRIM)
+    return {"PYTHONPATH": str(workdir / "trim")}
 APPLIED = ("ccmon_events_total", "ccmon_events_invalid_total", "ccmon_events_duplicate_total")
 
 
@@ -53,7 +66,7 @@ def soak(values: dict, workdir: Path, args: argparse.Namespace) -> list[tuple[fl
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
     worker = ccmon_process(["worker"], {**values, "metrics_port": port}, workdir / "worker.log",
-                           cwd=workdir)
+                           extra_env=trim_env(workdir) if args.trim else None, cwd=workdir)
     settings = load(environ={}, brokers=values["brokers"], topic_prefix="bench",
                     partitions=args.partitions)
     stop_event, sent = multiprocessing.Event(), multiprocessing.Value("q", 0)
@@ -114,6 +127,8 @@ def main() -> None:
     parser.add_argument("--retention", default="10m", help="CCMON_CONTACT_RETENTION")
     parser.add_argument("--windows", default="1m,5m,15m", help="CCMON_WINDOWS")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--trim", action="store_true",
+                        help="right-sized orjson bytes in the worker (see TRIM)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ccmon-soak-"))
@@ -128,8 +143,9 @@ def main() -> None:
                                                   settings.agents_topic], args.partitions))
         print(f"soak: {args.rate:,.0f} events/s for {args.minutes} min, retention "
               f"{args.retention}, windows {args.windows}, Apache Kafka, {args.partitions} "
-              f"partitions; {platform.machine()}, {os.cpu_count()} CPUs, Python "
-              f"{platform.python_version()}; {ROOT} at {git_head()}; work dir {workdir}",
+              f"partitions{', trimmed' if args.trim else ''}; {platform.machine()}, "
+              f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {ROOT} at "
+              f"{git_head()}; work dir {workdir}",
               flush=True)
         summary(soak(values, workdir, args))
     finally:
