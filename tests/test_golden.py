@@ -216,3 +216,13 @@ def test_health_counters_and_clock(pipeline: Pipeline):
     assert intake.latest_ts == round((T0.timestamp() + NOW) * 1000)
     assert intake.last_event_ts == {"voice": intake.latest_ts,
                                     "chat": round((T0.timestamp() + 200) * 1000)}
+
+
+def test_waits_so_far_are_read_to_the_millisecond(pipeline: Pipeline):
+    """Between events the gauges move with `now`: 250 ms later c5 has waited 550.25 s."""
+    later = round((T0.timestamp() + NOW + 0.25) * 1000)
+    gauges = {(name, tuple(labels)): value for name, labels, value
+              in queue_metrics(pipeline.board, later) if name.endswith("oldest_wait_seconds")}
+    assert gauges == {("ccmon_queue_oldest_wait_seconds", (B, V)): 550.25,
+                      ("ccmon_queue_oldest_wait_seconds", (S, V)): 490.25,
+                      ("ccmon_queue_oldest_wait_seconds", (B, C)): 400.25}
