@@ -226,3 +226,10 @@ def test_waits_so_far_are_read_to_the_millisecond(pipeline: Pipeline):
     assert gauges == {("ccmon_queue_oldest_wait_seconds", (B, V)): 550.25,
                       ("ccmon_queue_oldest_wait_seconds", (S, V)): 490.25,
                       ("ccmon_queue_oldest_wait_seconds", (B, C)): 400.25}
+
+
+def test_asking_for_some_metrics_gives_them_for_every_queue(pipeline: Pipeline):
+    now_ms = round((T0.timestamp() + NOW) * 1000)
+    waiting = sorted(queue_metrics(pipeline.board, now_ms, {"ccmon_queue_waiting_contacts"}))
+    assert waiting == sorted(("ccmon_queue_waiting_contacts", labels, 1)
+                             for labels in ((B, V), (S, V), (B, C)))
