@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import orjson
-from test_engine import Q, W, contact, ev, metrics, ms, records, surveyed_contacts
+from test_engine import Q, W, at, contact, ev, metrics, ms, records, surveyed_contacts
 
 from ccmon.stream import queues as q
 from ccmon.stream.engine import FACTS_PER_EVENT, EngineConfig, Pipeline
@@ -118,8 +118,10 @@ def test_bad_events_and_duplicates_do_not_move_the_ledger_clock():
     first = contact("c1", "billing", 0, answered=5, ended=10)
     feed(pipeline, [*first,
                     ev("contact.answered", 1000, contact_id="nobody"),  # bad: unknown contact
-                    ev("contact.queued", 2000, contact_id="c1", queue="billing")])  # bad: known
+                    ev("contact.queued", 2000, contact_id="c1", queue="billing"),  # bad: known
+                    {**first[2], "ts": at(3000)}])  # the `ended` again, told later: a repeat
     assert [d.reason for d in pipeline.dead] == ["lifecycle", "lifecycle"]
+    assert pipeline.intake.duplicates == 1
     assert ledger_of(pipeline).clock == ms(10)
     assert C1 in ledger_of(pipeline).contacts
 
