@@ -83,8 +83,8 @@ def parse_ts(value: object) -> int:
         return round(value * 1000)
     if not isinstance(value, str):
         raise BadEvent("bad_ts", "ts is neither an RFC 3339 string nor a number")
-    try:
-        parsed = datetime.fromisoformat(value)
+    try:  # RFC 3339 allows a lower-case "z" too; Python's parser does not
+        parsed = datetime.fromisoformat(value[:-1] + "Z" if value[-1:] == "z" else value)
     except ValueError:
         raise BadEvent("bad_ts", f"ts {value[:64]!r} is not RFC 3339") from None
     if parsed.tzinfo is None or len(value) < 20 or value[10] not in "Tt ":

@@ -393,21 +393,33 @@ def test_lifecycle_violations_are_dead_lettered_and_change_nothing():
     assert m == run(good, now=100)[1]
 
 
-@pytest.mark.parametrize("ts", [0, 1763802000, 1763802000.25, "2026-11-22T09:00:00.250+01:00",
-                                "2026-11-22T09:00:00Z"])
-def test_timestamp_forms(ts):
+@pytest.mark.parametrize(("ts", "unix_ms"), [
+    (0, 0), (1763802000, 1_763_802_000_000), (1763802000.25, 1_763_802_000_250),
+    ("2026-11-22T09:00:00.250+01:00", 1_795_334_400_250),  # 08:00:00.250Z
+    ("2026-11-22T09:00:00Z", 1_795_338_000_000), ("2026-11-22t09:00:00z", 1_795_338_000_000),
+    ("2026-11-22T09:00:00.0004-00:30", 1_795_339_800_000),  # finer than ms: rounded
+])
+def test_timestamp_forms(ts, unix_ms):
     event = {"event_id": "t", "type": "contact.queued", "ts": ts, "contact_id": "c",
              "queue": "billing"}
     pipeline, _ = run([event], now=0)
     assert not pipeline.dead
+    assert pipeline.intake.latest_ts == unix_ms
 
 
-@pytest.mark.parametrize("ts", [True, None, "2026-11-22", "2026-11-22T09:00:00", "NaN", [1]])
+@pytest.mark.parametrize("ts", [True, None, "2026-11-22", "2026-11-22T09:00:00", "NaN", [1],
+                                "2026-11-22 09:00", "2026-13-01T00:00:00Z"])
 def test_timestamp_rejects(ts):
     event = {"event_id": "t", "type": "contact.queued", "ts": ts, "contact_id": "c",
              "queue": "billing"}
     pipeline, _ = run([event], now=0)
-    assert [d.reason for d in pipeline.dead] in (["bad_ts"], ["missing_field"])
+    assert [d.reason for d in pipeline.dead] == ["bad_ts"]
+
+
+def test_a_missing_timestamp_is_a_missing_field():
+    event = {"event_id": "t", "type": "contact.queued", "contact_id": "c", "queue": "billing"}
+    pipeline, _ = run([event], now=0)
+    assert [d.reason for d in pipeline.dead] == ["missing_field"]
 
 
 def test_contact_ids_are_per_channel():
