@@ -112,3 +112,65 @@ def test_the_same_history_gives_the_same_ids():
         return [a.id for now, series in history for a in evaluator.evaluate(now, series)]
 
     assert ids() == ids() and len(set(ids())) == 2
+
+
+@pytest.mark.parametrize(("for_", "ms"), [
+    (30, 30_000), (0.25, 250), (0, 0), ("0", 0), ("0s", 0), ("90s", 90_000), ("1.5m", 90_000)])
+def test_for_takes_plain_seconds_or_a_duration(for_, ms):
+    [rule] = rules({**LONG_QUEUE, "for": for_})
+    assert rule.for_ms == ms
+
+
+@pytest.mark.parametrize("for_", [-1, -0.5, True, None, [60], "-5s", "soon"])
+def test_a_bad_for_is_refused(for_):
+    with pytest.raises(RulesError, match="rule 'long-queue': field `for`"):
+        rules({**LONG_QUEUE, "for": for_})
+
+
+def test_a_rule_matches_its_metric_window_and_labels_exactly():
+    [long_queue] = rules(LONG_QUEUE)  # where queue: billing, no window
+    [low_sl] = rules(LOW_SL)  # 15m, every queue
+    billing = {"queue": "billing", "channel": "voice"}
+    assert long_queue.matches("ccmon_queue_waiting_contacts", billing)
+    for name, labels in [("ccmon_queue_waiting_contacts", {**billing, "queue": "a"}),
+                         ("ccmon_queue_waiting_contacts", {**billing, "queue": "z"}),
+                         ("ccmon_queue_oldest_wait_seconds", billing),
+                         ("ccmon_contacts_on_hold", billing),
+                         ("ccmon_queue_waiting_contacts", {"channel": "voice"})]:
+        assert not long_queue.matches(name, labels), (name, labels)
+    assert low_sl.matches("ccmon_service_level_ratio", {**billing, "window": "15m"})
+    assert not low_sl.matches("ccmon_service_level_ratio", {**billing, "window": "1h"})
+    assert not low_sl.matches("ccmon_service_level_ratio", {**billing, "window": "5m"})
+    assert not low_sl.matches("ccmon_abandon_ratio", {**billing, "window": "15m"})
+    assert not low_sl.matches("ccmon_answered_contacts", {**billing, "window": "15m"})
+
+
+def test_where_names_the_labels_it_may_use():
+    with pytest.raises(RulesError) as refused:
+        rules({**LOW_SL, "where": {"window": "5m"}})
+    assert str(refused.value).endswith("'window' is not a label of ccmon_service_level_ratio "
+                                       "(queue, channel)")
+    with pytest.raises(RulesError, match="the value of 'queue' must be a string"):
+        rules({**LONG_QUEUE, "where": {"queue": 7}})
+    with pytest.raises(RulesError, match="field `where`: a mapping"):
+        rules({**LONG_QUEUE, "where": ["queue"]})
+
+
+def test_unknown_fields_are_named_first_in_order():
+    with pytest.raises(RulesError, match="field `alpha`: unknown field"):
+        rules({**LONG_QUEUE, "zulu": 1, "alpha": 2})
+
+
+@pytest.mark.parametrize("document", [None, [], {"rules": {}}, {"rules": "x"}, {"other": []}])
+def test_a_file_without_a_list_of_rules_is_refused(document):
+    with pytest.raises(RulesError, match="a mapping with a list under `rules`"):
+        parse_rules(document, WINDOWS)
+
+
+def test_unreadable_or_broken_files_are_one_line(tmp_path):
+    with pytest.raises(RulesError, match=r"cannot read the rules file .*missing\.yaml"):
+        load_rules(str(tmp_path / "missing.yaml"), WINDOWS)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules: [\n  - name: x\n")
+    with pytest.raises(RulesError, match="is not valid YAML"):
+        load_rules(str(broken), WINDOWS)
