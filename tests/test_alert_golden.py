@@ -148,3 +148,11 @@ def test_a_restored_evaluator_goes_on_from_its_state():
     assert renamed.pending == {}  # its rule is gone: nothing pending
     [gone] = renamed.evaluate(T0 + 13_000, [])
     assert (gone.id, gone.status, gone.rule.threshold) == (fired.id, RESOLVED, 0.8)
+
+
+def test_for_counts_the_same_at_any_epoch():
+    """Held-for is a difference of times, also right after 1970 (ts may be that early)."""
+    alerts = evaluator("<", 0.8, "10s")
+    assert alerts.evaluate(1_000, sl(0.5)) == []
+    [fired] = alerts.evaluate(12_500, sl(0.5))
+    assert fired.starts_at == 12_500
