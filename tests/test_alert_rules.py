@@ -143,6 +143,7 @@ def test_a_rule_matches_its_metric_window_and_labels_exactly():
     assert not low_sl.matches("ccmon_service_level_ratio", {**billing, "window": "5m"})
     assert not low_sl.matches("ccmon_abandon_ratio", {**billing, "window": "15m"})
     assert not low_sl.matches("ccmon_answered_contacts", {**billing, "window": "15m"})
+    assert not low_sl.matches("ccmon_short_abandoned_contacts", {**billing, "window": "15m"})
 
 
 def test_where_names_the_labels_it_may_use():
