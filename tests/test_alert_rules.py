@@ -144,6 +144,9 @@ def test_a_rule_matches_its_metric_window_and_labels_exactly():
     assert not low_sl.matches("ccmon_abandon_ratio", {**billing, "window": "15m"})
     assert not low_sl.matches("ccmon_answered_contacts", {**billing, "window": "15m"})
     assert not low_sl.matches("ccmon_short_abandoned_contacts", {**billing, "window": "15m"})
+    # Labels made at run time (as the engine makes them), not the same objects as the rule's.
+    made = {"".join(["q", "ueue"]): "billing", "channel": "voice", "window": "".join("15m")}
+    assert low_sl.matches("".join(["ccmon_service_level", "_ratio"]), made)
 
 
 def test_where_names_the_labels_it_may_use():
