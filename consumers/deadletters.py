@@ -34,50 +34,36 @@ def source_of(header: bytes) -> tuple[str, int] | None:
     return (source, int(offset)) if source and offset.isdigit() else None
 
 
-async def written_since(bootstrap: str, topic: str, partitions: int,
-                        marks: dict[int, int | None]) -> dict[int, set[tuple[str, int]]]:
-    """For each input partition number of `marks`: the (source, offset) of its dead letters
-    written to its dead-letter partition after its mark (from the start if None). One
-    consumer reads them all. Empty sets, with a warning, if the topic cannot be read within
-    READ_BACK_SECONDS: then a crash's last dead letters may be written twice."""
-    found: dict[int, set[tuple[str, int]]] = {partition: set() for partition in marks}
-    starts: dict[TopicPartition, int] = {}
-    for partition, mark in marks.items():
-        tp = TopicPartition(topic, dead_letter_partition(partition, partitions))
-        start = 0 if mark is None else mark + 1
-        starts[tp] = min(start, starts.get(tp, start))
-    if not starts:
-        return found
+async def written_since(bootstrap: str, topic: str, partitions: int, partition: int,
+                        mark: int | None) -> set[tuple[str, int]]:
+    """The (source, offset) of the dead letters of input partition number `partition` written
+    to its dead-letter partition after offset `mark` (from its start if None). Empty, with a
+    warning, if the topic cannot be read within READ_BACK_SECONDS: then a crash's last dead
+    letters may be written twice, as before this existed."""
+    tp = TopicPartition(topic, dead_letter_partition(partition, partitions))
+    suffix = f":{partition}"
+    found: set[tuple[str, int]] = set()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     try:
         async with asyncio.timeout(READ_BACK_SECONDS):
             await consumer.start()
-            consumer.assign(list(starts))
-            ends = await consumer.end_offsets(list(starts))
-            reading = {tp for tp, start in starts.items() if start < ends[tp]}
-            for tp in reading:
-                consumer.seek(tp, starts[tp])
-            while reading:
-                for records in (await consumer.getmany(*reading, timeout_ms=1000)).values():
-                    for record in records:
-                        _note(found, dict(record.headers).get("ccmon-source"))
-                for tp in list(reading):
-                    if await consumer.position(tp) >= ends[tp]:
-                        reading.discard(tp)
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            start = 0 if mark is None else mark + 1
+            if start >= end:
+                return found
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < end:
+                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    header = dict(record.headers).get("ccmon-source")
+                    located = source_of(header) if header else None
+                    if located is not None and located[0].endswith(suffix):
+                        found.add(located)
     except Exception as exc:  # a failed read-back must not stop the recovery
         log.warning("could not read back %s: %s; the last dead letters of a crash may be "
-                    "written again", topic, exc)
-        return {partition: set() for partition in marks}
+                    "written again", tp, exc)
+        return set()
     finally:
         await consumer.stop()
     return found
-
-
-def _note(found: dict[int, set[tuple[str, int]]], header: bytes | None) -> None:
-    """Add a dead letter's origin to its input partition's set, if that is one of ours."""
-    located = source_of(header) if header else None
-    if located is not None:
-        partition = located[0].rpartition(":")[2]
-        if partition.isdigit() and int(partition) in found:
-            found[int(partition)].add(located)

@@ -45,12 +45,7 @@ from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located
 from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .alerting import Alerting
-from .deadletters import (
-    DEAD_LETTER_MARK,
-    READ_BACK_SECONDS,
-    dead_letter_partition,
-    written_since,
-)
+from .deadletters import DEAD_LETTER_MARK, dead_letter_partition, written_since
 from .fastpath import BatchApp
 
 log = logging.getLogger("ccmon.worker")
@@ -420,21 +415,16 @@ class Worker:
         dead-lettered after its last logged state (see `deadletters`)."""
         topic = self.settings.deadletter_topic
         producer = self.app.producer._ensure_producer()
-        self._dead_before = {}
-        try:
-            async with asyncio.timeout(READ_BACK_SECONDS):
-                self._dead_letter_partitions = len(await producer.partitions_for(topic))
-        except TimeoutError:
-            log.warning("no metadata for %s: its last dead letters may be written again", topic)
-            return
+        self._dead_letter_partitions = len(await producer.partitions_for(topic))
         changelog = self.contacts.changelog_topic.get_topic_name()
-        marks = {}
+        self._dead_before = {}
         for tp in self.app.assignor.assigned_actives():
-            if tp.topic == changelog:
-                mark = self.contacts.data.get(_partition_key(tp.partition, DEAD_LETTER_MARK))
-                marks[tp.partition] = None if mark is None else orjson.loads(mark)
-        self._dead_before = await written_since(self.settings.bootstrap(), topic,
-                                                self._dead_letter_partitions, marks)
+            if tp.topic != changelog:
+                continue
+            mark = self.contacts.data.get(_partition_key(tp.partition, DEAD_LETTER_MARK))
+            self._dead_before[tp.partition] = await written_since(
+                self.settings.bootstrap(), topic, self._dead_letter_partitions, tp.partition,
+                None if mark is None else orjson.loads(mark))
 
     async def _on_queues_recovered(self) -> None:
         self._forget_unassigned(self.queues)
