@@ -408,7 +408,8 @@ class Worker:
 
     async def _on_contacts_recovered(self) -> None:
         self._forget_unassigned(self.contacts)
-        await self._read_back_dead_letters()
+        # The dead-letter read-back (`_read_back_dead_letters`) is off: run here, it stalled
+        # restarted workers after recovery; see the closing note of issue 8.
 
     async def _read_back_dead_letters(self) -> None:
         """Before any input is read again: which records a previous owner of each partition
