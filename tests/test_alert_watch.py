@@ -7,7 +7,7 @@ import orjson
 from alerting import LONG_QUEUE, LOW_SL, T0, Scenario, long_queue_day, ticks, watch_for
 
 from ccmon.alerts.state import FIRING, RESOLVED
-from ccmon.alerts.watch import BoardWatch, apply_facts, tiles
+from ccmon.alerts.watch import BoardWatch, Outgoing, apply_facts, tiles
 
 
 def transitions(watch: BoardWatch, facts: list[tuple]) -> list[tuple]:
@@ -78,3 +78,67 @@ def test_tiles_show_the_queue_and_no_data_as_none():
                     "waiting": 2, "oldest_wait_seconds": 11.0, "in_conversation": 0,
                     "on_hold": 0, "service_level_ratio": None, "abandon_ratio": None,
                     "answer_wait_seconds_avg": None}
+
+
+def statuses(entries: list[Outgoing]) -> list[str]:
+    return [entry.message["status"] for entry in entries]
+
+
+def test_a_message_waits_until_its_state_is_logged_and_goes_until_published():
+    facts = long_queue_day().facts()
+    before = [fact for fact in facts if fact[3] < (T0 + 20) * 1000]  # fires at 13 s
+    watch = watch_for(LONG_QUEUE)
+    assert [t[0] for t in transitions(watch, before)] == [FIRING]
+    assert watch.unpublished() == []  # its state is not in the changelog yet
+    state, covered = watch.take_state()
+    assert statuses(covered) == [FIRING]
+    assert state["outbox"] == [covered[0].message]
+    assert watch.take_state() == (None, [])  # nothing changed since
+    for entry in covered:  # what the worker does once the changelog has the state
+        entry.logged = True
+
+    assert [t[0] for t in transitions(watch, facts[len(before):])] == [RESOLVED]
+    assert statuses(watch.unpublished()) == [FIRING]  # the resolution is not logged yet
+    state, covered = watch.take_state()
+    assert statuses(covered) == [RESOLVED]
+    assert [message["status"] for message in state["outbox"]] == [FIRING, RESOLVED]
+    watch.published(watch.unpublished())
+    assert statuses(watch.outbox) == [RESOLVED]
+
+    # After a restart every message of the logged outbox goes (again) to the store.
+    restarted = watch_for(LONG_QUEUE)
+    restarted.restore(orjson.loads(orjson.dumps(state)))
+    assert statuses(restarted.unpublished()) == [FIRING, RESOLVED]
+
+
+def test_after_a_jump_of_the_clock_over_a_day_only_its_last_day_is_evaluated():
+    s = Scenario()
+    for contact, seconds in (("a", 0), ("b", 1.5), ("c", 2.0)):
+        s.queued(seconds, contact)  # 3 waiting from 2.0 s on, for ever
+    two_days = 2 * 86_400
+    s.queued(two_days + 0.5, "tick", queue="sales")
+    # The 3 s to 2-day evaluations are skipped but for the last day's: pending from the
+    # evaluation at 1 day (2 days - 1 day), firing 10 s later.
+    [(status, _, starts, _, value)] = transitions(watch_for(LONG_QUEUE), s.facts())
+    assert (status, starts, value) == (FIRING, (T0 + 86_400 + 10) * 1000, 3)
+
+
+def test_a_tile_shows_the_ratios_of_its_own_window():
+    s = Scenario()
+    s.queued(0, "a")
+    s.event(30, "contact.answered", "a")  # waited 30 s: answered outside the 20 s level
+    s.queued(100, "b")
+    s.event(110, "contact.abandoned", "b")  # waited 10 s: not a short abandon (< 5 s)
+    watch = watch_for()
+    apply_facts(watch.board, s.facts())
+    now = (T0 + 600) * 1000
+    gauges = {"queue": "billing", "channel": "voice", "at": 7, "waiting": 0,
+              "oldest_wait_seconds": 0, "in_conversation": 1, "on_hold": 0}
+    # (T0 + 300 s, T0 + 600 s] holds neither contact: no data.
+    assert list(tiles(watch.board, "5m", now, at=7).values()) == [{
+        **gauges, "window": "5m", "service_level_ratio": None, "abandon_ratio": None,
+        "answer_wait_seconds_avg": None}]
+    # 15 minutes hold both: 0 of 2 within the level, 1 of 2 abandoned, ASA 30 s.
+    assert list(tiles(watch.board, "15m", now, at=7).values()) == [{
+        **gauges, "window": "15m", "service_level_ratio": 0.0, "abandon_ratio": 0.5,
+        "answer_wait_seconds_avg": 30.0}]
