@@ -32,7 +32,10 @@ from mode.utils.futures import notify
 # A handler processes a batch (aiokafka `ConsumerRecord`s of one topic: `.topic`, `.partition`,
 # `.offset`, `.key`, `.value`) and returns what is left to wait for (e.g. broker acks) before
 # the batch may be acknowledged, or None. The consumer fetches and hands over the next batches
-# meanwhile, keeping at most IN_FLIGHT batches unacknowledged.
+# meanwhile, keeping at most IN_FLIGHT batches unacknowledged. A handler that finds a rebalance
+# began while it waited returns NOT_HANDLED: the batch is not acknowledged, and its records are
+# fetched again, by whoever owns them, from the committed offsets.
+NOT_HANDLED: Any = object()
 BatchHandler = Callable[[list[Any]], Awaitable[Awaitable[None] | None]]
 IN_FLIGHT = 3
 
@@ -53,6 +56,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 batches = await self._fetch(handlers)
                 for topic, records in batches.items():
                     rest = await handlers[topic](records)
+                    if rest is NOT_HANDLED:
+                        break  # a rebalance: the round's other batches are fetched again too
                     in_flight.append((rest and asyncio.ensure_future(rest), records))
                 while in_flight and (len(in_flight) > IN_FLIGHT or not in_flight[0][0]
                                      or in_flight[0][0].done()):

@@ -46,7 +46,7 @@ from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .alerting import Alerting
 from .deadletters import DEAD_LETTER_MARK, dead_letter_partition, written_since
-from .fastpath import BatchApp
+from .fastpath import NOT_HANDLED, BatchApp
 
 log = logging.getLogger("ccmon.worker")
 
@@ -91,7 +91,7 @@ class Worker:
         self._writing: asyncio.Future | None = None  # the latest batch's changelog writes
         self._clock_sent = 0  # the event clock last told to stage two
         self._fact_partitions: dict[tuple[str, str], int] = {}
-        self._dead_letter_partitions = partitions  # the topic's own count, read at recovery
+        self._dead_letter_partitions: int | None = None  # the topic's, read at first need
         self._dead_before: dict[int, set[tuple[str, int]]] = {}
         self.partitions = partitions
         options: dict[str, object] = {
@@ -151,6 +151,14 @@ class Worker:
 
     async def _intake(self, messages: list[ConsumerRecord]) -> asyncio.Future:
         """One fetched batch of one input topic, handed over by the batching consumer."""
+        fresh = {message.partition for message in messages} - self.intake.ledgers.keys()
+        if fresh:
+            # Awaited here, in the batch path, not in the tables' recovery callbacks: an await
+            # there stalls Faust's resumption of the input partitions now and then.
+            generation = self.app.consumer_generation_id
+            await self._read_back_dead_letters(fresh)
+            if self.app.consumer_generation_id != generation:
+                return NOT_HANDLED
         topic = messages[0].topic
         channel = self.topic_channels.get(topic)
         facts: list[Located] = []
@@ -408,24 +416,22 @@ class Worker:
 
     async def _on_contacts_recovered(self) -> None:
         self._forget_unassigned(self.contacts)
-        # The dead-letter read-back (`_read_back_dead_letters`) is off: run here, it stalled
-        # restarted workers after recovery; see the closing note of issue 8.
 
-    async def _read_back_dead_letters(self) -> None:
-        """Before any input is read again: which records a previous owner of each partition
-        dead-lettered after its last logged state (see `deadletters`)."""
+    async def _read_back_dead_letters(self, partitions: set[int]) -> None:
+        """Before a partition's first record after an assignment: which records a previous
+        owner dead-lettered after its last logged state (see `deadletters`)."""
         topic = self.settings.deadletter_topic
-        producer = self.app.producer._ensure_producer()
-        self._dead_letter_partitions = len(await producer.partitions_for(topic))
-        changelog = self.contacts.changelog_topic.get_topic_name()
-        self._dead_before = {}
-        for tp in self.app.assignor.assigned_actives():
-            if tp.topic != changelog:
-                continue
-            mark = self.contacts.data.get(_partition_key(tp.partition, DEAD_LETTER_MARK))
-            self._dead_before[tp.partition] = await written_since(
-                self.settings.bootstrap(), topic, self._dead_letter_partitions, tp.partition,
+        if self._dead_letter_partitions is None:  # the topic's own count: it may differ
+            producer = self.app.producer._ensure_producer()
+            self._dead_letter_partitions = len(await producer.partitions_for(topic))
+
+        async def read_back(partition: int) -> None:
+            mark = self.contacts.data.get(_partition_key(partition, DEAD_LETTER_MARK))
+            self._dead_before[partition] = await written_since(
+                self.settings.bootstrap(), topic, self._dead_letter_partitions, partition,
                 None if mark is None else orjson.loads(mark))
+
+        await asyncio.gather(*map(read_back, partitions))
 
     async def _on_queues_recovered(self) -> None:
         self._forget_unassigned(self.queues)

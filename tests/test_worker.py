@@ -235,8 +235,6 @@ def test_poison_messages_are_dead_lettered_once_and_the_next_event_applied(
     assert huge["ccmon-original-size"] == str(len(pairs[-1][0]))
 
 
-@pytest.mark.xfail(strict=True, reason="the dead-letter read-back stalled restarted workers "
-                   "(test_sigkill_and_restart_lose_and_double_count_nothing); disabled until fixed")
 def test_dead_letters_a_crashed_owner_wrote_are_not_written_again(deployment: Deployment):
     """The gap between a batch's dead letters acknowledged and its state logged: a previous
     owner wrote the dead letter of offset 0 and died before logging it. Reading offset 0
