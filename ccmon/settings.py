@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CHANNELS = ("voice", "chat", "social")
 
@@ -31,11 +32,12 @@ def parse_duration(text: str) -> float:
 
 
 def parse_windows(text: str) -> tuple[tuple[str, float], ...]:
-    """`5m,15m,1h` -> (("5m", 300.0), ...), labels kept as written (they are label values)."""
+    """`5m,15m,1h,today` -> (("5m", 300.0), ..., ("today", 0.0)), labels kept as written (they
+    are label values); `today`, the calendar window of CCMON_TIMEZONE, has the width 0."""
     windows = []
     for part in text.split(","):
         label = part.strip()
-        windows.append((label, parse_duration(label)))
+        windows.append((label, 0.0 if label == "today" else parse_duration(label)))
     labels = [label for label, _ in windows]
     if len(set(labels)) != len(labels):
         raise ValueError(f"{text!r} names a window twice")
@@ -64,6 +66,21 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+def parse_timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"{text!r} is not an IANA time zone like UTC or Europe/Berlin") from None
+    return text
+
+
+def parse_ratio(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(f"{text!r} is not a ratio above 0 and at most 1, like 0.8")
+    return value
+
+
 def parse_clock(text: str) -> str:
     if text not in ("wall", "event"):
         raise ValueError(f"{text!r} is neither wall nor event")
@@ -83,6 +100,7 @@ def parse_per_queue_seconds(text: str) -> dict[str, float]:
 
 DEFAULT_WINDOWS = parse_windows("5m,15m,1h")
 DEFAULT_RETENTION = parse_duration("1d")
+DEFAULT_CASE_TIMEOUT = parse_duration("7d")
 
 
 def _setting(default: object, parse: Callable[[str], object], help: str):
@@ -102,7 +120,13 @@ class Settings:
     ws_port: int = _setting(8765, parse_port, "port of the gateway (/ws and the supervisor page)")
     clock: str = _setting("wall", parse_clock, "monitor clock: wall or event")
     windows: tuple[tuple[str, float], ...] = _setting(
-        DEFAULT_WINDOWS, parse_windows, "sliding windows, e.g. 5m,15m,1h,1d")
+        DEFAULT_WINDOWS, parse_windows, "sliding windows, e.g. 5m,15m,1h,1d,today")
+    timezone: str = _setting("UTC", parse_timezone, "IANA time zone of the today window")
+    case_timeout: float = _setting(
+        DEFAULT_CASE_TIMEOUT, parse_duration, "case timeout R: a case with no contact for that "
+        "long is dropped, a resolution reopened within it")
+    service_level_target: float = _setting(
+        0.8, parse_ratio, "service-level target S of the Erlang C figures, 0-1")
     short_abandon_seconds: float = _setting(5.0, parse_seconds, "short-abandon threshold (0: off)")
     service_level_seconds: float = _setting(20.0, parse_seconds, "service-level threshold T")
     service_level_by_queue: dict[str, float] = _setting(  # noqa: RUF009 (a default_factory)

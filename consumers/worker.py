@@ -381,7 +381,9 @@ class Worker:
     def board(self, partition: int) -> Board:
         board = self.boards.get(partition)
         if board is None:
-            board = self.boards[partition] = Board(self.config.windows, self.config.thresholds)
+            config = self.config
+            board = self.boards[partition] = Board(config.windows, config.thresholds,
+                                                   config.timezone)
             prefix = f"{partition}/".encode()
             for key, value in list(self.queues.data.items()):
                 if key.startswith(prefix) and value is not None:

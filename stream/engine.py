@@ -48,11 +48,13 @@ class EngineConfig:
     windows: tuple[tuple[str, int], ...] = (("5m", 300_000), ("15m", 900_000), ("1h", 3_600_000))
     thresholds: Thresholds = field(default_factory=Thresholds)
     retention_ms: int = 86_400_000
+    timezone: str = "UTC"  # of the `today` window (width windows.TODAY)
 
     @classmethod
     def from_settings(cls, settings) -> EngineConfig:
         return cls(
             windows=tuple((label, round(seconds * 1000)) for label, seconds in settings.windows),
+            timezone=settings.timezone,
             thresholds=Thresholds(
                 service_level_ms=round(settings.service_level_seconds * 1000),
                 service_level_by_queue={queue: round(s * 1000) for queue, s
@@ -196,7 +198,7 @@ class Pipeline:
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config = config or EngineConfig()
         self.intake = Intake(config)
-        self.board = Board(config.windows, config.thresholds)
+        self.board = Board(config.windows, config.thresholds, config.timezone)
         self.dead: list[DeadLetter] = []
 
     def feed(self, records: Iterable[Record], partition: int = 0) -> None:

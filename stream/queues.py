@@ -30,7 +30,7 @@ from .lifecycle import (
     WAIT_TRANSFERRED,
     Fact,
 )
-from .windows import Block, SlidingWindows
+from .windows import Block, SlidingWindows, lower_edges
 
 # Positions of the window sums.
 (OFFERED, ANSWERS, ANSWERS_IN_SL, ANSWER_WAIT, ABANDONS, SHORT_ABANDONS, ABANDON_WAIT,
@@ -154,9 +154,11 @@ class Thresholds:
 
 
 class Board:
-    def __init__(self, windows: tuple[tuple[str, int], ...], thresholds: Thresholds) -> None:
+    def __init__(self, windows: tuple[tuple[str, int], ...], thresholds: Thresholds,
+                 timezone: str = "UTC") -> None:
         self.window_labels = tuple(label for label, _ in windows)
         self.window_widths = tuple(width for _, width in windows)
+        self.window_edges = lower_edges(self.window_widths, timezone)  # shared by every series
         self.thresholds = thresholds
         self.queues: dict[tuple[str, str], QueueStats] = {}
         self.agents: dict[str, dict[str, str]] = {}  # queue -> agent -> state
@@ -211,7 +213,7 @@ class Board:
         if stats is None:
             contribute = _contribution(self.thresholds.service_level(queue),
                                        self.thresholds.short_abandon_ms)
-            stats = QueueStats(SlidingWindows(self.window_widths, SUMS, contribute))
+            stats = QueueStats(SlidingWindows(self.window_edges, SUMS, contribute))
             if self.now is not None:
                 stats.windows.advance(self.now)
             self.queues[(queue, channel)] = stats

@@ -1,7 +1,10 @@
 """Exact sliding-window sums over event time.
 
 For each width W the sums cover exactly the samples with `now - W < ts <= now` (metrics.md:
-an event at `now - W` is out). Timestamps are integer milliseconds, so edges are exact.
+an event at `now - W` is out). Timestamps are integer milliseconds, so edges are exact. The
+width `TODAY` (0) is the calendar window of metrics.md 1.1: `midnight < ts <= now`, from the
+first instant of the local date of `now` in a time zone; it starts empty at midnight. Every
+window is its lower edge as a function of `now`, never decreasing as `now` grows.
 
 The monitor clock only moves forward, so the sums are kept incrementally: a sample is added
 to a window's sums when it enters (at insertion, or when `now` reaches a future sample) and
@@ -20,11 +23,63 @@ import heapq
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 # contribute(code, sums, sign): add (sign=1) or remove (sign=-1) a sample's share of the sums.
 Contribute = Callable[[int, list, int], None]
 
 BLOCK_MS = 60_000
+TODAY = 0  # the width that stands for the `today` window
+DAY_MS = 86_400_000
+
+
+class DayStart:
+    """The first instant (Unix ms) of the local date of `now` in a time zone: the lower edge
+    of `today`. Where daylight saving skips midnight, the first instant that exists on that
+    date; where midnight occurs twice, the first of them. The current day is cached."""
+
+    __slots__ = ("_day", "zone")
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = ZoneInfo(timezone)
+        self._day = (0, -1)  # [start, end) of the cached day
+
+    def __call__(self, now: int) -> int:
+        start, end = self._day
+        if start <= now < end:
+            return start
+        date = datetime.fromtimestamp(now / 1000, self.zone).date()
+        start = self._first_instant(date)
+        self._day = (start, self._first_instant(date + timedelta(days=1)))
+        return start
+
+    def _first_instant(self, date) -> int:
+        # fold=0: an ambiguous midnight is its first occurrence, and a skipped one is read
+        # with the offset before the change, i.e. the instant of the change itself.
+        guess = int(datetime.combine(date, time(0), self.zone).timestamp() * 1000)
+        if self._date(guess) == date and self._date(guess - 1) != date:
+            return guess
+        # A change that skips over midnight from earlier in the day: search the first instant.
+        low, high = guess - DAY_MS, guess + DAY_MS
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._date(middle) >= date:
+                high = middle
+            else:
+                low = middle
+        return high
+
+    def _date(self, ms: int):
+        return datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.zone).date()
+
+
+def lower_edges(widths_ms: Sequence[int], timezone: str = "UTC"
+                ) -> tuple[Callable[[int], int], ...]:
+    """Each window's exclusive lower edge as a function of `now`."""
+    day_start = DayStart(timezone) if TODAY in widths_ms else None
+    return tuple(day_start if width == TODAY else (lambda now, width=width: now - width)
+                 for width in widths_ms)
 
 
 class Block:
@@ -40,19 +95,21 @@ class Block:
 
 
 class SlidingWindows:
-    def __init__(self, widths_ms: Sequence[int], size: int, contribute: Contribute) -> None:
-        self.widths = tuple(widths_ms)
-        self.longest = max(self.widths)
+    def __init__(self, edges: Sequence[Callable[[int], int]], size: int,
+                 contribute: Contribute) -> None:
+        self.edges = tuple(edges)  # each window's lower edge at a `now` (`lower_edges`)
+        self.lows: list[int] = []  # ... at the current `now`
         self.size = size
         self.contribute = contribute
         self.blocks: dict[int, Block] = {}  # minute -> its samples
         self._minutes: list[int] = []  # heap of the blocks' minutes: the oldest leaves first
-        self.sums = [[0] * size for _ in self.widths]
+        self.sums = [[0] * size for _ in self.edges]
         self.now: int | None = None  # None until the first `advance`: nothing summed yet
 
     def reaches(self, ts: int) -> bool:
-        """Whether a sample at `ts` can still count in some window (now or later)."""
-        return self.now is None or ts > self.now - self.longest
+        """Whether a sample at `ts` can still count in some window (now or later): edges never
+        go back, so a sample below every edge now stays out for good."""
+        return self.now is None or ts > min(self.lows)
 
     def block(self, ts: int) -> Block:
         """The block of the minute of `ts`, made if needed (only for a ts that `reaches`)."""
@@ -75,8 +132,8 @@ class SlidingWindows:
             block.codes.insert(at, code)
         now = self.now
         if now is not None and ts <= now:
-            for width, sums in zip(self.widths, self.sums, strict=True):
-                if ts > now - width:
+            for low, sums in zip(self.lows, self.sums, strict=True):
+                if ts > low:
                     self.contribute(code, sums, 1)
 
     def advance(self, now: int) -> None:
@@ -89,20 +146,22 @@ class SlidingWindows:
         if now <= old:
             return
         self.now = now
-        contribute = self.contribute
-        for width, sums in zip(self.widths, self.sums, strict=True):
+        contribute, lows = self.contribute, self.lows
+        for i, (edge, sums) in enumerate(zip(self.edges, self.sums, strict=True)):
+            old_low, low = lows[i], edge(now)
+            lows[i] = low
             # Leaving: in the window at `old` and not at `now`.
-            for code in self._between(old - width, min(old, now - width)):
+            for code in self._between(old_low, min(old, low)):
                 contribute(code, sums, -1)
             # Entering: samples from the future of `old` that `now` reached.
-            for code in self._between(max(old, now - width), now):
+            for code in self._between(max(old, low), now):
                 contribute(code, sums, 1)
 
     def expire(self) -> list[int]:
         """Drop the blocks whose whole minute no window can reach any more; their minutes."""
         if self.now is None:
             return []
-        horizon = self.now - self.longest  # every ts <= horizon is out of every window
+        horizon = min(self.lows)  # every ts <= horizon is out of every window for good
         minutes, gone = self._minutes, []
         while minutes and (minutes[0] + 1) * BLOCK_MS - 1 <= horizon:
             minute = heapq.heappop(minutes)
@@ -117,10 +176,11 @@ class SlidingWindows:
 
     def _recompute(self) -> None:
         now = self.now
-        self.sums = [[0] * self.size for _ in self.widths]
+        self.lows = [edge(now) for edge in self.edges]
+        self.sums = [[0] * self.size for _ in self.edges]
         for ts, code in self.samples():
-            for width, sums in zip(self.widths, self.sums, strict=True):
-                if now - width < ts <= now:
+            for low, sums in zip(self.lows, self.sums, strict=True):
+                if low < ts <= now:
                     self.contribute(code, sums, 1)
 
     def _between(self, low: int, high: int) -> Iterator[int]:

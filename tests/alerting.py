@@ -210,7 +210,7 @@ class Scenario:
 def watch_for(*entries: dict) -> BoardWatch:
     config = EngineConfig()
     return BoardWatch(parse_rules({"rules": list(entries)}, WINDOWS),
-                      Board(config.windows, config.thresholds))
+                      Board(config.windows, config.thresholds, config.timezone))
 
 
 def ticks(scenario: Scenario, until: float, first: int = 1) -> None:

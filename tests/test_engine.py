@@ -437,7 +437,7 @@ def test_contact_ids_are_per_channel():
 
 def _persisted_copy(pipeline: Pipeline) -> Board:
     config = pipeline.config
-    board = Board(config.windows, config.thresholds)
+    board = Board(config.windows, config.thresholds, config.timezone)
     state = {unit: orjson.loads(orjson.dumps(value))
              for unit, value in pipeline.board.take_dirty().items() if value is not None}
     for unit, value in state.items():

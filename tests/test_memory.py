@@ -278,7 +278,8 @@ def test_restore_from_columns_and_from_the_previous_format_is_exact():
     feed(pipeline, events)
     logged = {unit: orjson.loads(orjson.dumps(state))
               for unit, state in pipeline.board.take_dirty().items() if state is not None}
-    copies = [Board(pipeline.config.windows, pipeline.config.thresholds) for _ in range(2)]
+    copies = [Board(pipeline.config.windows, pipeline.config.thresholds,
+                    pipeline.config.timezone) for _ in range(2)]
     for unit, state in logged.items():
         copies[0].restore(unit, state)
         copies[1].restore(unit, orjson.loads(orjson.dumps(_legacy(state, unit))))
