@@ -7,6 +7,7 @@ window yield nothing (absent, never 0), counts always yield a value.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from fractions import Fraction
 from typing import NamedTuple
 
 from . import queues as q
@@ -65,6 +66,11 @@ WINDOWED = (
     (MetricSpec("ccmon_offered_contacts", WINDOW_LABELS, "Entries into the queue (queued and "
                 "transferred in)"), _count(q.OFFERED)),
     (MetricSpec("ccmon_answered_contacts", WINDOW_LABELS, "Answers"), _count(q.ANSWERS)),
+    (MetricSpec("ccmon_answered_within_threshold_contacts", WINDOW_LABELS,
+                "Answers with wait <= the queue's service-level threshold T"),
+     _count(q.ANSWERS_IN_SL)),
+    (MetricSpec("ccmon_abandoned_within_threshold_contacts", WINDOW_LABELS,
+                "Abandons with wait <= T, short ones included"), _count(q.ABANDONS_IN_SL)),
     (MetricSpec("ccmon_abandoned_contacts", WINDOW_LABELS, "Abandons, short ones included"),
      _count(q.ABANDONS)),
     (MetricSpec("ccmon_short_abandoned_contacts", WINDOW_LABELS,
@@ -96,7 +102,41 @@ WINDOWED = (
     (MetricSpec("ccmon_ces_avg", WINDOW_LABELS, "Mean ces score"), _mean(q.CES_TOTAL, q.CES)),
 )
 
-QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED))
+# Window sample distributions (metrics.md 1.1), in the order of `queues.distributions`.
+QUANTILE_LABELS = (*WINDOW_LABELS, "quantile")
+DISTRIBUTIONS = (
+    MetricSpec("ccmon_answer_wait_seconds", QUANTILE_LABELS,
+               "Quantiles (nearest rank) of the waits of the answered"),
+    MetricSpec("ccmon_abandon_wait_seconds", QUANTILE_LABELS,
+               "Quantiles (nearest rank) of the waits of the abandoned, short ones included"),
+    MetricSpec("ccmon_handle_seconds", QUANTILE_LABELS,
+               "Quantiles (nearest rank) of the handle times of the closed segments"),
+)
+QUANTILES = ("0.5", "0.9", "0.95")  # label values, as the contract writes them
+
+
+def nearest_rank(ordered: list[int], quantile: str) -> int:
+    """The smallest sample x with at least ceil(q * n) samples <= x; `ordered` sorted, not
+    empty. The rank in exact decimal: 0.95 * 20 is 19, not 19.000000000000004."""
+    rank = -(-Fraction(quantile) * len(ordered) // 1)  # ceil
+    return ordered[max(rank, 1) - 1]
+
+
+QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED), *DISTRIBUTIONS)
+
+
+def _quantiles(stats: q.QueueStats, window_labels: tuple[str, ...], labels: tuple[str, str],
+               wanted: list[bool]) -> Iterator[tuple[str, tuple[str, ...], float]]:
+    """Computed at read time from the window's samples: no state of their own."""
+    for index, window in enumerate(window_labels):
+        for spec, wanted_here, samples in zip(
+                DISTRIBUTIONS, wanted, q.distributions(stats.windows, index), strict=True):
+            if not wanted_here or not samples:
+                continue  # absent when the window has no sample
+            samples.sort()
+            for quantile in QUANTILES:
+                yield (spec.name, (*labels, window, quantile),
+                       nearest_rank(samples, quantile) / 1000)
 
 
 def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
@@ -110,6 +150,7 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
         name if names is None or name in names else None for name in gauges)
     windowed = [(spec.name, derive) for spec, derive in WINDOWED
                 if names is None or spec.name in names]
+    distributed = [names is None or spec.name in names for spec in DISTRIBUTIONS]
     for (queue, channel), stats in board.queues.items():
         labels = (queue, channel)
         if waiting:
@@ -120,14 +161,14 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
             yield talking, labels, len(stats.talking)
         if on_hold:
             yield on_hold, labels, stats.on_hold()
-        if not windowed:
-            continue
         for label, sums in zip(board.window_labels, stats.windows.sums, strict=True):
             window_labels = (queue, channel, label)
             for name, derive in windowed:
                 value = derive(sums)
                 if value is not None:
                     yield name, window_labels, value
+        if any(distributed):
+            yield from _quantiles(stats, board.window_labels, labels, distributed)
     if names is None or AGENTS.name in names:
         for queue, state, count in board.agent_counts():
             yield AGENTS.name, (queue, state), count

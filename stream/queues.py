@@ -35,8 +35,8 @@ from .windows import Block, SlidingWindows, lower_edges
 # Positions of the window sums.
 (OFFERED, ANSWERS, ANSWERS_IN_SL, ANSWER_WAIT, ABANDONS, SHORT_ABANDONS, ABANDON_WAIT,
  TRANSFERS, HOLDS, HOLD_TIME, HANDLES, HANDLE_TIME, CSAT, CSAT_GOOD, NPS, NPS_PROMOTERS,
- NPS_DETRACTORS, CES, CES_TOTAL) = range(19)
-SUMS = 19
+ NPS_DETRACTORS, CES, CES_TOTAL, ABANDONS_IN_SL) = range(20)
+SUMS = 20
 
 LIVE_KINDS = frozenset((ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_STARTED,
                         HOLD_ENDED, ENDED, TALK_TRANSFERRED))
@@ -97,6 +97,8 @@ def _contribution(service_level_ms: int, short_abandon_ms: int) -> Callable:
             sums[ABANDON_WAIT] += sign * value
             if value < short_abandon_ms:
                 sums[SHORT_ABANDONS] += sign
+            if value <= service_level_ms:
+                sums[ABANDONS_IN_SL] += sign
         elif kind == ended:
             sums[HANDLES] += sign
             sums[HANDLE_TIME] += sign * value
@@ -126,6 +128,26 @@ def _contribution(service_level_ms: int, short_abandon_ms: int) -> Callable:
                 sums[CES_TOTAL] += sign * score
 
     return contribute
+
+
+def distributions(windows: SlidingWindows, index: int) -> tuple[list[int], list[int], list[int]]:
+    """The samples (ms) of window number `index` behind the three `_avg` means that have
+    quantiles: answered waits, abandoned waits (short ones included), handle times (segments
+    ended or closed by a transfer)."""
+    answered, abandoned, ended, talk_transferred = (
+        SAMPLE_CODES[kind] for kind in (ANSWERED, ABANDONED, ENDED, TALK_TRANSFERRED))
+    answer_waits: list[int] = []
+    abandon_waits: list[int] = []
+    handles: list[int] = []
+    for code in windows.codes_in(index):
+        kind = code & KIND_MASK
+        if kind == answered:
+            answer_waits.append(code >> KIND_BITS)
+        elif kind == abandoned:
+            abandon_waits.append(code >> KIND_BITS)
+        elif kind in (ended, talk_transferred):
+            handles.append(code >> KIND_BITS)
+    return answer_waits, abandon_waits, handles
 
 
 @dataclass

@@ -169,6 +169,11 @@ class SlidingWindows:
             gone.append(minute)
         return gone
 
+    def codes_in(self, index: int) -> Iterator[int]:
+        """The codes of the samples in window number `index` at `now`."""
+        if self.now is not None:
+            yield from self._between(self.lows[index], self.now)
+
     def samples(self) -> Iterator[tuple[int, int]]:
         """Every (ts, code) held."""
         for block in self.blocks.values():

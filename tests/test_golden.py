@@ -177,6 +177,44 @@ EXPECTED: dict[tuple[str, tuple[str, ...]], float] = {
 }
 
 
+def quantiles(name: str, labels: tuple[str, ...], p50: float, p90: float, p95: float) -> dict:
+    return {(name, (*labels, q)): value for q, value in zip(("0.5", "0.9", "0.95"),
+                                                            (p50, p90, p95), strict=True)}
+
+
+# Version 1.1: service-level components (T = 20 s, within is wait <= T, abandons too) and
+# nearest-rank quantiles: the smallest x with at least ceil(q * n) samples <= x, i.e. the
+# ceil(q * n)-th of the sorted samples.
+EXPECTED |= {
+    **{(name, (B, V, w)): value for w in ("15m", "1h") for name, value in {
+        "ccmon_answered_within_threshold_contacts": 3,  # c1 15, c6 15, c8 15 (30, 25 not)
+        "ccmon_abandoned_within_threshold_contacts": 3,  # c3 3, c9 4, c11 1 (c4's 60 not)
+    }.items()},
+    **{key: value for w in ("15m", "1h") for key, value in {
+        # waits [15, 15, 15, 25, 30]: ranks ceil(2.5) = 3, ceil(4.5) = 5, ceil(4.75) = 5
+        **quantiles("ccmon_answer_wait_seconds", (B, V, w), 15, 30, 30),
+        # [1, 3, 4, 60]: ranks 2, ceil(3.6) = 4, ceil(3.8) = 4
+        **quantiles("ccmon_abandon_wait_seconds", (B, V, w), 3, 60, 60),
+        # [60, 160, 165, 205]: ranks 2, 4, 4
+        **quantiles("ccmon_handle_seconds", (B, V, w), 160, 205, 205),
+    }.items()},
+    ("ccmon_answered_within_threshold_contacts", (B, V, "5m")): 1,  # c8 (c10 waited 25)
+    ("ccmon_abandoned_within_threshold_contacts", (B, V, "5m")): 1,  # c9
+    **quantiles("ccmon_answer_wait_seconds", (B, V, "5m"), 15, 25, 25),  # [15, 25]: 1, 2, 2
+    **quantiles("ccmon_abandon_wait_seconds", (B, V, "5m"), 4, 4, 4),
+    **quantiles("ccmon_handle_seconds", (B, V, "5m"), 160, 165, 165),  # [160, 165]
+    # sales: c2 answered after 30 s (> T), its segment 270 s closed at 400; no abandon.
+    **{(name, (S, V, w)): 0 for w in ("5m", "15m", "1h") for name in (
+        "ccmon_answered_within_threshold_contacts", "ccmon_abandoned_within_threshold_contacts")},
+    **quantiles("ccmon_answer_wait_seconds", (S, V, "15m"), 30, 30, 30),
+    **quantiles("ccmon_answer_wait_seconds", (S, V, "1h"), 30, 30, 30),
+    **{key: value for w in ("5m", "15m", "1h")
+       for key, value in quantiles("ccmon_handle_seconds", (S, V, w), 270, 270, 270).items()},
+    **{(name, (B, C, w)): 0 for w in ("5m", "15m", "1h") for name in (
+        "ccmon_answered_within_threshold_contacts", "ccmon_abandoned_within_threshold_contacts")},
+}
+
+
 def feed(lines: list[tuple[str | None, dict]]) -> Pipeline:
     pipeline = Pipeline()
     sources = {"voice": "cc.voice:0", "chat": "cc.chat:0", None: "cc.agents:0"}

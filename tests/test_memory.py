@@ -26,6 +26,7 @@ from ccmon.stream.lifecycle import (
     contact_key,
 )
 from ccmon.stream.queues import Board, Thresholds, sample_code, sample_of
+from ccmon.stream.windows import SlidingWindows
 
 RETENTION_S = 60
 CONFIG = EngineConfig(retention_ms=RETENTION_S * 1000)
@@ -191,6 +192,7 @@ def expected_sums(samples: list[tuple[str, int, object]], now: int, width: int) 
         q.ANSWERS_IN_SL: sum(w <= 20_000 for w in waits[ANSWERED]),
         q.ANSWER_WAIT: sum(waits[ANSWERED]), q.ABANDONS: len(waits[ABANDONED]),
         q.SHORT_ABANDONS: sum(w < 5_000 for w in waits[ABANDONED]),
+        q.ABANDONS_IN_SL: sum(w <= 20_000 for w in waits[ABANDONED]),
         q.ABANDON_WAIT: sum(waits[ABANDONED]),
         q.TRANSFERS: kinds.count(WAIT_TRANSFERRED) + kinds.count(TALK_TRANSFERRED),
         q.HOLDS: len(holds), q.HOLD_TIME: sum(holds),
@@ -260,6 +262,35 @@ def test_a_minute_leaves_memory_and_changelog_once_wholly_out_of_every_window():
     assert board.take_dirty() == {unit: None}
     assert board.queues[("billing", "voice")].windows.blocks == {}
 
+
+
+def add_code(code: int, sums: list, sign: int) -> None:
+    """A window's one sum: the codes of the samples in it (a test's own contribution)."""
+    sums[0] += sign * code
+
+
+def test_a_sample_too_old_for_every_window_is_not_kept():
+    windows = SlidingWindows((60_000, 300_000), 1, add_code)
+    windows.advance(T0_MS)
+    # The longest window is (now - 5 min, now]: a sample at its left edge is out for good.
+    assert not windows.reaches(T0_MS - 300_000)
+    assert windows.reaches(T0_MS - 299_999)
+    board = Board(WINDOWS, Thresholds())
+    board.advance(T0_MS)
+    board.take_dirty()
+    board.apply(Fact(*SERIES, ANSWERED, T0_MS - 3_600_000, "c1", 5), "s:0", 0)
+    assert board.take_dirty() == {} and board.queues[SERIES].windows.blocks == {}
+
+
+def test_a_window_clock_never_goes_back():
+    windows = SlidingWindows((60_000,), 1, add_code)
+    windows.advance(T0_MS)
+    windows.add(windows.block(T0_MS - 30_000), T0_MS - 30_000, 1)
+    windows.advance(T0_MS - 10_000)  # ignored: the window stays (now - 1 min, now]
+    windows.add(windows.block(T0_MS - 5_000), T0_MS - 5_000, 10)  # at or before now: counts
+    assert (windows.now, windows.sums) == (T0_MS, [[11]])
+    windows.advance(T0_MS + 30_000)  # the sample at now - 30 s reaches the left edge: out
+    assert windows.sums == [[10]]
 
 def _legacy(state: dict, unit: str) -> dict:
     """A samples unit as it was logged before the columns: [[ts, kind, value], ...]."""
