@@ -26,7 +26,7 @@ from ccmon.stream.lifecycle import (
     contact_key,
 )
 from ccmon.stream.queues import Board, Thresholds, sample_code, sample_of
-from ccmon.stream.windows import SlidingWindows
+from ccmon.stream.windows import SlidingWindows, lower_edges
 
 RETENTION_S = 60
 CONFIG = EngineConfig(retention_ms=RETENTION_S * 1000)
@@ -270,7 +270,7 @@ def add_code(code: int, sums: list, sign: int) -> None:
 
 
 def test_a_sample_too_old_for_every_window_is_not_kept():
-    windows = SlidingWindows((60_000, 300_000), 1, add_code)
+    windows = SlidingWindows(lower_edges((60_000, 300_000)), 1, add_code)
     windows.advance(T0_MS)
     # The longest window is (now - 5 min, now]: a sample at its left edge is out for good.
     assert not windows.reaches(T0_MS - 300_000)
@@ -278,12 +278,14 @@ def test_a_sample_too_old_for_every_window_is_not_kept():
     board = Board(WINDOWS, Thresholds())
     board.advance(T0_MS)
     board.take_dirty()
-    board.apply(Fact(*SERIES, ANSWERED, T0_MS - 3_600_000, "c1", 5), "s:0", 0)
-    assert board.take_dirty() == {} and board.queues[SERIES].windows.blocks == {}
+    old = T0_MS - 3_600_000  # the left edge of the longest window, 1h
+    board.apply(Fact(*SERIES, ANSWERED, old, "c1", 5), "s:0", 0)
+    assert Board.samples_unit(*SERIES, old) not in board.take_dirty()
+    assert board.queues[SERIES].windows.blocks == {}
 
 
 def test_a_window_clock_never_goes_back():
-    windows = SlidingWindows((60_000,), 1, add_code)
+    windows = SlidingWindows(lower_edges((60_000,)), 1, add_code)
     windows.advance(T0_MS)
     windows.add(windows.block(T0_MS - 30_000), T0_MS - 30_000, 1)
     windows.advance(T0_MS - 10_000)  # ignored: the window stays (now - 1 min, now]
