@@ -59,7 +59,8 @@ class EngineConfig:
                 service_level_ms=round(settings.service_level_seconds * 1000),
                 service_level_by_queue={queue: round(s * 1000) for queue, s
                                         in settings.service_level_by_queue.items()},
-                short_abandon_ms=round(settings.short_abandon_seconds * 1000)),
+                short_abandon_ms=round(settings.short_abandon_seconds * 1000),
+                service_level_target=settings.service_level_target),
             retention_ms=round(settings.contact_retention * 1000))
 
 

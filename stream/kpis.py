@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterator
 from fractions import Fraction
 from typing import NamedTuple
 
+from . import erlang
 from . import queues as q
 from .queues import Board
 
@@ -122,7 +123,38 @@ def nearest_rank(ordered: list[int], quantile: str) -> int:
     return ordered[max(rank, 1) - 1]
 
 
-QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED), *DISTRIBUTIONS)
+# Erlang C at the current staffing (metrics.md 1.1, workforce), per window.
+WORKFORCE = (
+    MetricSpec("ccmon_offered_load_erlangs", WINDOW_LABELS,
+               "A = offered contacts / W x mean handle time"),
+    MetricSpec("ccmon_forecast_service_level_ratio", WINDOW_LABELS,
+               "Erlang C service level within T at the agents staffed now"),
+    MetricSpec("ccmon_estimated_wait_seconds", WINDOW_LABELS,
+               "Erlang C mean wait at the agents staffed now; absent when N <= A"),
+    MetricSpec("ccmon_agents_required", WINDOW_LABELS,
+               "Smallest N whose forecast service level reaches the target S"),
+)
+
+
+def _workforce(sums: list, window_ms: int, agents: int, threshold_ms: int, target: float
+               ) -> Iterator[tuple[str, float]]:
+    """The four figures of one window; none when h is absent or nothing was offered."""
+    if not sums[q.HANDLES] or not sums[q.OFFERED] or window_ms <= 0:
+        return
+    handle_s = sums[q.HANDLE_TIME] / sums[q.HANDLES] / 1000
+    threshold_s = threshold_ms / 1000
+    load = erlang.offered_load(sums[q.OFFERED], window_ms / 1000, handle_s)
+    offered_load, forecast, wait, required = (spec.name for spec in WORKFORCE)
+    yield offered_load, load
+    yield forecast, erlang.forecast_service_level(agents, load, handle_s, threshold_s)
+    estimated = erlang.estimated_wait(agents, load, handle_s)
+    if estimated is not None:
+        yield wait, estimated
+    yield required, erlang.agents_required(load, handle_s, threshold_s, target)
+
+
+QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED), *DISTRIBUTIONS,
+                 *WORKFORCE)
 
 
 def _quantiles(stats: q.QueueStats, window_labels: tuple[str, ...], labels: tuple[str, str],
@@ -151,6 +183,8 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
     windowed = [(spec.name, derive) for spec, derive in WINDOWED
                 if names is None or spec.name in names]
     distributed = [names is None or spec.name in names for spec in DISTRIBUTIONS]
+    staffing = names is None or any(spec.name in names for spec in WORKFORCE)
+    thresholds = board.thresholds
     for (queue, channel), stats in board.queues.items():
         labels = (queue, channel)
         if waiting:
@@ -161,12 +195,21 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
             yield talking, labels, len(stats.talking)
         if on_hold:
             yield on_hold, labels, stats.on_hold()
-        for label, sums in zip(board.window_labels, stats.windows.sums, strict=True):
+        windows = stats.windows
+        agents = board.staffed(queue) if staffing else 0
+        for label, sums, low in zip(board.window_labels, windows.sums, windows.lows,
+                                    strict=True):
             window_labels = (queue, channel, label)
             for name, derive in windowed:
                 value = derive(sums)
                 if value is not None:
                     yield name, window_labels, value
+            if staffing:  # W is now - the window's lower edge: for `today`, since midnight
+                for name, value in _workforce(sums, now - low, agents,
+                                              thresholds.service_level(queue),
+                                              thresholds.service_level_target):
+                    if names is None or name in names:
+                        yield name, window_labels, value
         if any(distributed):
             yield from _quantiles(stats, board.window_labels, labels, distributed)
     if names is None or AGENTS.name in names:

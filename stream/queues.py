@@ -38,6 +38,8 @@ from .windows import Block, SlidingWindows, lower_edges
  NPS_DETRACTORS, CES, CES_TOTAL, ABANDONS_IN_SL) = range(20)
 SUMS = 20
 
+STAFFED = frozenset(("available", "busy", "acw"))  # agents counted as staffing a queue
+
 LIVE_KINDS = frozenset((ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_STARTED,
                         HOLD_ENDED, ENDED, TALK_TRANSFERRED))
 # The kinds kept as window samples, numbered for their codes. The numbers are in the
@@ -170,6 +172,7 @@ class Thresholds:
     service_level_ms: int = 20_000
     service_level_by_queue: dict[str, int] = field(default_factory=dict)
     short_abandon_ms: int = 5_000
+    service_level_target: float = 0.8  # S of the Erlang C figures
 
     def service_level(self, queue: str) -> int:
         return self.service_level_by_queue.get(queue, self.service_level_ms)
@@ -363,6 +366,10 @@ class Board:
             self._fresh_sample(block, source, position)
 
     # -- reading -----------------------------------------------------------------------------
+    def staffed(self, queue: str) -> int:
+        """N of the Erlang C figures: the queue's agents now available, busy or in acw."""
+        return sum(state in STAFFED for state in self.agents.get(queue, {}).values())
+
     def agent_counts(self) -> Iterator[tuple[str, str, int]]:
         """(queue, state, agents) for every queue and all five states."""
         for queue, roster in self.agents.items():
