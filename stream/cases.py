@@ -300,8 +300,6 @@ class Cases:
                 contact: Member(channel, ts, queue, queue)})
             return [Fact(queue, channel, OPENED, ts, contact, reopened),
                     Fact(queue, channel, OPEN_CASES, ts, contact, 1)]
-        if contact in case.members:
-            return []  # taken already (a contact is queued once)
         case.members[contact] = Member(channel, ts, queue, queue)
         case.first_entry = min(case.first_entry, ts)
         facts = [Fact(queue, channel, REPEAT, ts, contact)]
@@ -316,7 +314,7 @@ class Cases:
     def _leave(self, customer: Customer, journey: JourneyFact) -> list[Fact]:
         case = customer.case
         member = case.members.get(journey.contact) if case is not None else None
-        if member is None or not member.active:
+        if member is None:
             return []  # not a contact of the open case: its case is closed
         ts = journey.ts
         if journey.kind == END and journey.resolved:

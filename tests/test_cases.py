@@ -94,6 +94,9 @@ def test_first_contact_resolution() -> None:
         (RESOLVED, "billing", "voice", 30_000, Resolution(30_000, 1, True, False)),
         (OPEN_CASES, "billing", "voice", 30_000, -1)]
     assert feed.cases.customers["u1"].case is None
+    # c1's entry sent again (same input origin) after its case closed: nothing, no new case.
+    assert feed.send(feed.sent[0]) == []
+    assert feed.cases.customers["u1"].case is None
 
 
 def test_repeat_on_another_channel_is_multichannel_and_not_fcr() -> None:
@@ -129,7 +132,10 @@ def test_out_of_order_contacts_are_taken_as_they_come() -> None:
 def test_contacts_counted_up_to_the_resolution_and_resolved_on_a_closed_case() -> None:
     feed = Feed()
     feed.entry("u1", "c1", 0, "billing")
-    feed.entry("u1", "c2", 10, "billing")  # a repeat, still waiting at the resolution
+    # c2 joins at 10, still waiting at the resolution; it is the latest contact now, but in
+    # the same place as c1, so the gauge does not move.
+    assert plain(feed.entry("u1", "c2", 10, "billing")) == [
+        (REPEAT, "billing", "voice", 10_000, None)]
     # c1 resolves at 20: 20 - 0 = 20 s with the 2 contacts taken so far; not multi-channel.
     assert plain(feed.end("u1", "c1", 20, "billing", resolved=True)) == [
         (RESOLVED, "billing", "voice", 20_000, Resolution(20_000, 2, True, False)),
@@ -160,7 +166,11 @@ def test_reopened_strictly_within_r() -> None:
     feed = Feed()
     for customer in ("u1", "u2"):
         feed.entry(customer, "c1" + customer, 0, "billing")
+        feed.entry(customer, "x" + customer, 5, "billing")
         feed.end(customer, "c1" + customer, 10, "billing", resolved=True)
+        # x, of the closed case, ends at 15: it changes no case, but keeps the customer in
+        # memory until 15 + 100 = 115, so the entry at 110 below is judged, not forgotten.
+        feed.end(customer, "x" + customer, 15, "billing")
     # u1: entry 109.999 - resolution 10 = 99.999 s < R = 100 s: reopened.
     assert plain(feed.entry("u1", "c2u1", 109.999, "billing"))[0] == (
         OPENED, "billing", "voice", 109_999, True)
@@ -180,15 +190,21 @@ def test_no_reopening_after_a_dropped_case() -> None:
     out = plain(feed.entry("u1", "c3", 130, "billing"))
     assert out[0] == (DROPPED, "billing", "voice", 125_000, None)
     assert out[2] == (OPENED, "billing", "voice", 130_000, False)
-    # And within R of the resolution: resolved at 10, a case dropped at 26 + 100 = 126...
+
+def test_no_reopening_after_a_dropped_case_even_within_r_of_the_resolution_before() -> None:
     feed = Feed()
     feed.entry("u2", "c1", 0, "billing")
-    feed.end("u2", "c1", 10, "billing", resolved=True)
-    feed.entry("u2", "c2", 11, "billing")
-    feed.abandon("u2", "c2", 26, "billing")
-    feed.advance(127)  # 127 - 26 = 101 > R: dropped at 126
-    # ...then c3 at 108 (late: 108 - 10 = 98 < R after the resolution) is not a reopening,
-    # because the previous case is the dropped one.
+    feed.entry("u2", "x", 1, "billing")  # joins c1's case; still talking at its resolution
+    feed.end("u2", "c1", 10, "billing", resolved=True)  # resolved at 10
+    # c2 entered at 5 but reaches us now: it opens a new case, reopened (5 - 10 < R).
+    assert plain(feed.entry("u2", "c2", 5, "billing"))[0] == (
+        OPENED, "billing", "voice", 5_000, True)
+    feed.abandon("u2", "c2", 6, "billing")
+    feed.end("u2", "x", 50, "billing")  # x's case is closed: nothing, u2 kept until 150
+    # 107 - 6 = 101 > R: c2's case is dropped at 6 + 100 = 106.
+    assert plain(feed.advance(107))[0] == (DROPPED, "billing", "voice", 106_000, None)
+    # c3 at 108: 108 - 10 = 98 < R after the resolution at 10, but the previous case is the
+    # dropped one, so it is not a reopening.
     assert plain(feed.entry("u2", "c3", 108, "billing"))[0] == (
         OPENED, "billing", "voice", 108_000, False)
 
@@ -247,14 +263,42 @@ def test_a_drop_counts_where_the_latest_contact_last_was() -> None:
     feed = Feed()
     feed.entry("u1", "c1", 0, "billing")
     feed.entry("u1", "c2", 5, "billing", "chat")  # the latest contact (entry 5 > 0)
-    feed.abandon("u1", "c2", 8, "billing", "chat")
-    # c1 was transferred to retention (no journey fact) and ends there unresolved at 40.
+    # c1 was transferred to retention (no journey fact) and ends there unresolved at 40;
+    # c2's abandon at 8 reaches us after that.
     feed.end("u1", "c1", 40, "retention")
+    feed.abandon("u1", "c2", 8, "billing", "chat")
     # latest leave 40 (not c2's 8): dropped at 40 + 100 = 140, in the queue and channel where
     # the latest contact c2 last was (billing/chat); the gauge leaves c2's contact.queued
     # place, billing/chat, where it was since c2 joined.
     assert plain(feed.advance(141)) == [
         (DROPPED, "billing", "chat", 140_000, None), (OPEN_CASES, "billing", "chat", 140_000, -1)]
+
+
+def test_a_tie_of_entries_moves_the_gauge_to_the_later_taken() -> None:
+    feed = Feed()
+    feed.entry("u1", "c1", 10, "billing")
+    # c2 entered at the same ts: the later taken is the latest contact.
+    assert plain(feed.entry("u1", "c2", 10, "sales", "chat"))[1:] == [
+        (OPEN_CASES, "billing", "voice", 10_000, -1), (OPEN_CASES, "sales", "chat", 10_000, 1)]
+
+
+def test_drop_positions_increase_also_for_equal_moments_and_late_leaves() -> None:
+    feed = Feed()
+    for customer in ("u1", "u2"):
+        feed.entry(customer, "c" + customer, 0, "billing")
+        feed.abandon(customer, "c" + customer, 30, "billing")
+    feed.entry("u3", "c3", 0, "billing")
+    # u1 and u2 both dropped at 30 + 100 = 130: the two drops (and their gauge deltas) take
+    # successive positions from 130 000 ms * 1024.
+    base = 130_000 * 1024
+    assert [fact[6:] for fact in feed.advance(200)] == [
+        (DROPS, base), (DROPS, base + 1), (DROPS, base + 2), (DROPS, base + 3)]
+    # u3's abandon at 20 reaches us after the clock passed 20 + 100 = 120: dropped at once, at
+    # 120, with the next position (never one stage two already passed), also after a restore.
+    late = feed.journey(ABANDON, "u3", "c3", 20, "billing")
+    for cases in (feed.cases, _round_trip(feed.cases)):
+        assert [(fact[2], fact[3], *fact[6:]) for fact in cases.apply(late, "j", 0)] == [
+            (DROPPED, 120_000, DROPS, base + 4), (OPEN_CASES, 120_000, DROPS, base + 5)]
 
 
 def test_a_late_contact_after_the_clock_dropped_the_case_opens_a_new_one() -> None:
