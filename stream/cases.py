@@ -46,8 +46,13 @@ before it (as `Board` units do). Output facts are located, `(*fact, source, posi
 from its drop moment (moment * DROP_SLOTS, kept increasing), so stage two recognises a drop
 sent again after a crash whichever of `advance` or `apply` found it the second time.
 
-Persistence, as `Ledger`: `take_dirty()` gives the changed units (one per customer, and the
-clock) as JSON-able state or None (forget the key); `restore(key, state)` takes them back.
+Persistence, as `Ledger`: `take_dirty()` gives the changed units as JSON-able state or None
+(forget the key); `restore(key, state)` takes them back. A customer's unit (`c␟<id>`) is
+`[marks, last ts, previous resolution or null, open case or null]`, a case `[opener, earliest
+entry, latest contact, latest leave, {contact: [channel, entry ts, entry queue, queue where
+it left, waiting or talking]}]`. The clock's unit (`clock`) is `[clock, last drop position]`:
+logged because late contacts are judged against the clock and drop positions must keep
+increasing across restarts.
 """
 
 from __future__ import annotations
