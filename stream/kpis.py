@@ -153,8 +153,33 @@ def _workforce(sums: list, window_ms: int, agents: int, threshold_ms: int, targe
     yield required, erlang.agents_required(load, handle_s, threshold_s, target)
 
 
+# Agents' time (metrics.md 1.1), per queue and window, no channel.
+AGENT_STATE_SECONDS = MetricSpec(
+    "ccmon_agent_state_seconds", ("queue", "window", "state"),
+    "Agent-seconds in `state` within the window of the agents listing the queue")
+OCCUPANCY = MetricSpec("ccmon_occupancy_ratio", ("queue", "window"),
+                       "(busy + acw) / (available + busy + acw) of those agent-seconds")
+
 QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED), *DISTRIBUTIONS,
-                 *WORKFORCE)
+                 *WORKFORCE, AGENT_STATE_SECONDS, OCCUPANCY)
+
+
+def _agent_time(board: Board, now: int, names: Collection[str] | None
+                ) -> Iterator[tuple[str, tuple[str, ...], float]]:
+    seconds_wanted = names is None or AGENT_STATE_SECONDS.name in names
+    occupancy_wanted = names is None or OCCUPANCY.name in names
+    if not (seconds_wanted or occupancy_wanted):
+        return
+    lows = [edge(now) for edge in board.window_edges]
+    for queue in board.timelines:
+        for window, low in zip(board.window_labels, lows, strict=True):
+            seconds = board.agent_seconds(queue, low, now)
+            if seconds_wanted:
+                for state, value in seconds.items():
+                    yield AGENT_STATE_SECONDS.name, (queue, window, state), value
+            staffed = seconds["available"] + seconds["busy"] + seconds["acw"]
+            if occupancy_wanted and staffed:
+                yield OCCUPANCY.name, (queue, window), (seconds["busy"] + seconds["acw"]) / staffed
 
 
 def _quantiles(stats: q.QueueStats, window_labels: tuple[str, ...], labels: tuple[str, str],
@@ -215,3 +240,4 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
     if names is None or AGENTS.name in names:
         for queue, state, count in board.agent_counts():
             yield AGENTS.name, (queue, state), count
+    yield from _agent_time(board, now, names)

@@ -259,13 +259,14 @@ class Ledger:
         agent.event_ids.append(event.event_id)
         del agent.event_ids[:-AGENT_DEDUP_IDS]
         self.dirty.add(key)
-        if event.ts < agent.last_ts:
-            return []  # valid, but a later state is already known: the latest one counts
         facts = [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, None)
                  for q in agent.queues if q not in event.queues]
         facts += [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, event.state)
                   for q in event.queues]
-        agent.state, agent.queues, agent.last_ts = event.state, event.queues, event.ts
+        # A late event takes its place in the queues' timelines (stage two orders them by
+        # ts), but the agent's current state and queues stay those of its latest event.
+        if event.ts >= agent.last_ts:
+            agent.state, agent.queues, agent.last_ts = event.state, event.queues, event.ts
         return facts
 
 

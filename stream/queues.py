@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from .agents import Timelines
 from .events import AGENT_STATES
 from .lifecycle import (
     ABANDONED,
@@ -187,6 +188,7 @@ class Board:
         self.thresholds = thresholds
         self.queues: dict[tuple[str, str], QueueStats] = {}
         self.agents: dict[str, dict[str, str]] = {}  # queue -> agent -> state
+        self.timelines: dict[str, Timelines] = {}  # queue -> its agents' states over time
         self.marks: dict[str, dict[str, int]] = {}  # live/agents unit -> source -> position
         # A minute's marks are an array in its block, indexed by the number of the source.
         self.sources: dict[str, int] = {}
@@ -254,11 +256,17 @@ class Board:
             return
         if kind == AGENT:
             if self._fresh(self.agents_unit(queue), source, position):
+                timelines = self.timelines.get(queue)
+                if timelines is None:
+                    timelines = self.timelines[queue] = Timelines()
+                # The roster holds each agent's state at its latest change by ts (a late
+                # fact goes into the timeline only).
+                latest = timelines.record(contact, ts, value)
                 roster = self.agents.setdefault(queue, {})
-                if value is None:
+                if latest is None:
                     roster.pop(contact, None)
                 else:
-                    roster[contact] = value
+                    roster[contact] = latest
             return
         stats = self.stats(queue, channel)
         if kind in LIVE_KINDS and self._fresh(self.live_unit(queue, channel), source, position):
@@ -291,7 +299,12 @@ class Board:
         """Move the monitor clock; windows slide and samples out of every window are dropped."""
         if self.now is not None and now <= self.now:
             return
-        self.now = now
+        previous, self.now = self.now, now
+        if previous is None or previous // MINUTE_MS != now // MINUTE_MS:
+            horizon = min(edge(now) for edge in self.window_edges)
+            for queue, timelines in self.timelines.items():
+                if timelines.prune(horizon):
+                    self.dirty.add(self.agents_unit(queue))
         for (queue, channel), stats in self.queues.items():
             stats.windows.advance(now)
             # A minute's unit goes with its block, once the whole minute is out of every
@@ -311,7 +324,9 @@ class Board:
         if marks is None:
             return None
         if kind == "A":
-            return {"marks": marks, "agents": self.agents.get(names[0], {})}
+            timelines = self.timelines.get(names[0])
+            return {"marks": marks, "agents": self.agents.get(names[0], {}),
+                    "timelines": timelines.to_json() if timelines is not None else {}}
         stats = self.queues.get((names[0], names[1]))
         return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking}
 
@@ -344,6 +359,8 @@ class Board:
         self.marks[unit] = dict(state["marks"])
         if kind == "A":
             self.agents[names[0]] = dict(state["agents"])
+            # Logged before time in state existed: the agents' time counts from here on.
+            self.timelines[names[0]] = Timelines.from_json(state.get("timelines", {}))
             return
         stats = self.stats(names[0], names[1])
         stats.waiting.update(state["waiting"])
@@ -369,6 +386,12 @@ class Board:
     def staffed(self, queue: str) -> int:
         """N of the Erlang C figures: the queue's agents now available, busy or in acw."""
         return sum(state in STAFFED for state in self.agents.get(queue, {}).values())
+
+    def agent_seconds(self, queue: str, low: int, now: int) -> dict[str, float]:
+        """Agent-seconds per state in `(low, now]` of the agents listing `queue`."""
+        timelines = self.timelines.get(queue)
+        return timelines.seconds(low, now) if timelines is not None else dict.fromkeys(
+            AGENT_STATES, 0.0)
 
     def agent_counts(self) -> Iterator[tuple[str, str, int]]:
         """(queue, state, agents) for every queue and all five states."""

@@ -265,6 +265,31 @@ EXPECTED |= {
 }
 
 
+def agent_seconds(queue: str, window: str, **seconds: float) -> dict:
+    return {("ccmon_agent_state_seconds", (queue, window, state)): seconds.get(state, 0)
+            for state in STATES}
+
+
+# Version 1.1, agents' time: a1 available in billing and sales from 0, busy in billing only
+# from 20 (it leaves sales then); a2 away in billing from 5; a3 offline in sales from 10,
+# available from 500. The current state counts up to now = 600.
+EXPECTED |= {
+    **{key: value for w in ("15m", "1h") for key, value in {
+        # billing: a1 available 0-20 (20 s), busy 20-600 (580 s); a2 away 5-600 (595 s)
+        **agent_seconds(B, w, available=20, busy=580, away=595),
+        ("ccmon_occupancy_ratio", (B, w)): 580 / 600,  # (busy + acw) / (avail + busy + acw)
+        # sales: a1 available 0-20; a3 offline 10-500 (490 s), available 500-600 (100 s)
+        **agent_seconds(S, w, available=120, offline=490),
+        ("ccmon_occupancy_ratio", (S, w)): 0.0,
+    }.items()},
+    # 5m = (300, 600]: a1 busy and a2 away the whole 300 s; a3 offline 300-500, available after
+    **agent_seconds(B, "5m", busy=300, away=300),
+    ("ccmon_occupancy_ratio", (B, "5m")): 1.0,
+    **agent_seconds(S, "5m", available=100, offline=200),
+    ("ccmon_occupancy_ratio", (S, "5m")): 0.0,
+}
+
+
 def test_the_erlang_figures_need_a_staffed_queue_to_forecast():
     """The oracle's own arithmetic: at A = 1.8027.. (h = 147.5 s, T = 20 s) two agents
     forecast 1 - C(2, A) e^(-(2 - A) 20 / 147.5) = 1 - 0.8546 x 0.9736 = 0.168, three 0.697,

@@ -1,0 +1,75 @@
+"""Agents' time in state for one queue (metrics.md 1.1, "Agents: time with customers").
+
+An agent is in the state of its latest `agent.state` from that event's `ts` until its next
+one, for each queue that event lists; leaving a queue's list (state None here) ends its time
+there. A `Timelines` keeps, per agent, the changes ordered by `ts` (arrival order breaks
+ties, so a late event takes its place in time), and sums agent-milliseconds per state over
+any window `(low, now]` at read time: the current state counts up to `now`, nothing counts
+before an agent's first change. Changes that no window can reach any more are pruned, all
+but the last one before the oldest edge, which still says the state there.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from .events import AGENT_STATES
+
+Change = tuple[int, str | None]  # (ts in Unix ms, state; None: not in the queue from ts)
+
+
+class Timelines:
+    __slots__ = ("changes",)
+
+    def __init__(self) -> None:
+        self.changes: dict[str, list[Change]] = {}  # agent -> changes sorted by ts
+
+    def record(self, agent: str, ts: int, state: str | None) -> str | None:
+        """Put a change in its place; the agent's state at its latest change."""
+        changes = self.changes.setdefault(agent, [])
+        if not changes or ts >= changes[-1][0]:
+            changes.append((ts, state))
+        else:  # late: after every change of the same ts, which arrived before it
+            changes.insert(bisect_right(changes, ts, key=_ts), (ts, state))
+        return changes[-1][1]
+
+    def seconds(self, low: int, now: int) -> dict[str, float]:
+        """Agent-seconds per state (all five) in `(low, now]`."""
+        totals = dict.fromkeys(AGENT_STATES, 0)
+        for changes in self.changes.values():
+            for (start, state), end in zip(changes, [*(ts for ts, _ in changes[1:]), now],
+                                           strict=True):
+                if state is None:
+                    continue
+                overlap = min(end, now) - max(start, low)
+                if overlap > 0:
+                    totals[state] += overlap
+        return {state: ms / 1000 for state, ms in totals.items()}
+
+    def prune(self, horizon: int) -> bool:
+        """Forget what no window reaching back to `horizon` needs; True if anything went."""
+        pruned = False
+        for agent, changes in list(self.changes.items()):
+            before = bisect_right(changes, horizon, key=_ts)  # changes at or before horizon
+            if before > 1:
+                del changes[:before - 1]
+                pruned = True
+            if len(changes) == 1 and changes[0][1] is None and changes[0][0] <= horizon:
+                del self.changes[agent]  # out of the queue since before every window
+                pruned = True
+        return pruned
+
+    def to_json(self) -> dict[str, list[list]]:
+        return {agent: [list(change) for change in changes]
+                for agent, changes in self.changes.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[list]]) -> Timelines:
+        timelines = cls()
+        timelines.changes = {agent: [(ts, state) for ts, state in changes]
+                             for agent, changes in data.items()}
+        return timelines
+
+
+def _ts(change: Change) -> int:
+    return change[0]

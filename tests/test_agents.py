@@ -1,0 +1,135 @@
+"""Agents' time in state and occupancy (metrics.md 1.1): timelines ordered by ts, the current
+state up to now, window edges, late events, persistence. Expected values by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from ccmon.stream.agents import Timelines
+from ccmon.stream.engine import EngineConfig, Pipeline, Record
+from ccmon.stream.kpis import queue_metrics
+from ccmon.stream.queues import Board
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+MS0 = round(T0.timestamp() * 1000)
+STATES = ("available", "busy", "acw", "away", "offline")
+WINDOWS = (("5m", 300_000), ("1h", 3_600_000))
+
+
+def state(agent: str, t: float, to: str, queues: list[str], n: int) -> dict:
+    return {"event_id": f"{agent}-{n}", "type": "agent.state",
+            "ts": (T0 + timedelta(seconds=t)).isoformat().replace("+00:00", "Z"),
+            "agent_id": agent, "state": to, "queues": queues}
+
+
+def run(events: list[dict]) -> Pipeline:
+    pipeline = Pipeline(EngineConfig(windows=WINDOWS))
+    pipeline.feed(Record("cc.agents:0", n, None, orjson.dumps(event))
+                  for n, event in enumerate(events))
+    return pipeline
+
+
+def agent_time(board: Board, now_s: float) -> dict:
+    return {(name, labels): value for name, labels, value
+            in queue_metrics(board, MS0 + round(now_s * 1000))
+            if name in ("ccmon_agent_state_seconds", "ccmon_occupancy_ratio", "ccmon_agents")}
+
+
+def seconds(queue: str, window: str, **values: float) -> dict:
+    return {("ccmon_agent_state_seconds", (queue, window, s)): values.get(s, 0) for s in STATES}
+
+
+def test_an_agent_crossing_the_window_edge_counts_its_part_inside():
+    """a1: available at 0, busy at 200, acw at 400, available at 430. At now = 500 the 5m
+    window (200, 500] holds busy 200-400 (200 s), acw 400-430 (30), available 430-500 (70)."""
+    pipeline = run([state("a1", 0, "available", ["billing"], 0),
+                    state("a1", 200, "busy", ["billing"], 1),
+                    state("a1", 400, "acw", ["billing"], 2),
+                    state("a1", 430, "available", ["billing"], 3)])
+    figures = agent_time(pipeline.board, 500)
+    assert {k: v for k, v in figures.items() if k[0] == "ccmon_agent_state_seconds"} == {
+        **seconds("billing", "5m", busy=200, acw=30, available=70),
+        # 1h: everything since the first event (nothing counts before it): 200 + 70 available
+        **seconds("billing", "1h", busy=200, acw=30, available=270)}
+    assert figures[("ccmon_occupancy_ratio", ("billing", "5m"))] == 230 / 300
+    assert figures[("ccmon_occupancy_ratio", ("billing", "1h"))] == 230 / 500
+    # 100 s later the window is (300, 600]: busy 300-400, acw 30, available 430-600.
+    later = agent_time(pipeline.board, 600)
+    assert later[("ccmon_agent_state_seconds", ("billing", "5m", "busy"))] == 100
+    assert later[("ccmon_agent_state_seconds", ("billing", "5m", "available"))] == 170
+
+
+def test_a_late_event_takes_its_place_in_time_and_not_the_current_state():
+    """busy at 300 arrives first, then the older available at 100: available 100-300, busy
+    after; the gauge keeps busy (the latest by ts)."""
+    pipeline = run([state("a1", 300, "busy", ["billing"], 0),
+                    state("a1", 100, "available", ["billing"], 1)])
+    figures = agent_time(pipeline.board, 400)
+    assert figures[("ccmon_agent_state_seconds", ("billing", "1h", "available"))] == 200
+    assert figures[("ccmon_agent_state_seconds", ("billing", "1h", "busy"))] == 100
+    assert figures[("ccmon_agents", ("billing", "busy"))] == 1
+    assert figures[("ccmon_agents", ("billing", "available"))] == 0
+
+
+def test_leaving_a_queue_ends_the_time_there_and_ties_go_by_arrival():
+    """a1 in billing and sales from 0 (available); at 60 busy in billing only: sales stops
+    counting. At 120 two events with the same ts: away then offline; offline (later) holds."""
+    pipeline = run([state("a1", 0, "available", ["billing", "sales"], 0),
+                    state("a1", 60, "busy", ["billing"], 1),
+                    state("a1", 120, "away", ["billing"], 2),
+                    state("a1", 120, "offline", ["billing"], 3)])
+    figures = agent_time(pipeline.board, 180)
+    assert {k: v for k, v in figures.items() if k[0] == "ccmon_agent_state_seconds"
+            and k[1][1] == "1h"} == {**seconds("billing", "1h", available=60, busy=60,
+                                               offline=60),
+                                     **seconds("sales", "1h", available=60)}
+    assert ("ccmon_occupancy_ratio", ("sales", "5m")) in figures  # 60 s available: 0
+    assert figures[("ccmon_occupancy_ratio", ("sales", "5m"))] == 0.0
+
+
+def test_a_queue_listed_twice_counts_once():
+    pipeline = run([state("a1", 0, "busy", ["billing", "billing"], 0)])
+    assert agent_time(pipeline.board, 30)[
+        ("ccmon_agent_state_seconds", ("billing", "5m", "busy"))] == 30
+
+
+def test_no_occupancy_without_staffed_time():
+    pipeline = run([state("a1", 0, "away", ["billing"], 0)])
+    figures = agent_time(pipeline.board, 30)
+    assert ("ccmon_occupancy_ratio", ("billing", "5m")) not in figures
+    assert figures[("ccmon_agent_state_seconds", ("billing", "5m", "away"))] == 30
+
+
+def test_pruned_timelines_give_the_same_figures_and_survive_a_restore():
+    """An agent changing state every 10 min for a day: the board keeps only what the 1h
+    window can reach, and a board restored from its logged units reads the same."""
+    events = [state("a1", 600 * n, ("available", "busy", "acw")[n % 3], ["billing"], n)
+              for n in range(144)]
+    pipeline = run(events)
+    board = pipeline.board
+    now = 144 * 600 + 123
+    figures = agent_time(board, now)
+    # The agent is in one state or another throughout: the last hour sums to 3600 s.
+    assert sum(v for k, v in figures.items() if k[0] == "ccmon_agent_state_seconds"
+               and k[1][1] == "1h") == pytest.approx(3600)
+    assert len(board.timelines["billing"].changes["a1"]) <= 8  # not 144
+    copy = Board(WINDOWS, board.thresholds)
+    for unit, unit_state in board.take_dirty().items():
+        if unit_state is not None:
+            copy.restore(unit, orjson.loads(orjson.dumps(unit_state)))
+    assert agent_time(copy, now) == figures
+
+
+def test_timelines_sum_exactly_on_edges():
+    timelines = Timelines()
+    timelines.record("a", 1_000, "busy")
+    timelines.record("a", 2_000, None)  # left the queue
+    timelines.record("a", 3_000, "acw")
+    assert timelines.seconds(low=1_500, now=3_500) == {
+        "available": 0, "busy": 0.5, "acw": 0.5, "away": 0, "offline": 0}
+    assert timelines.seconds(low=2_000, now=3_000)["busy"] == 0  # (2000, 3000]: none
+    assert timelines.prune(horizon=2_500)  # keeps the None at 2000: the state at the edge
+    assert timelines.changes == {"a": [(2_000, None), (3_000, "acw")]}
