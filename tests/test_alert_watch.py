@@ -125,6 +125,9 @@ def test_after_a_jump_of_the_clock_over_a_day_only_its_last_day_is_evaluated():
 
 def test_a_tile_shows_the_ratios_of_its_own_window():
     s = Scenario()
+    s.queued(-1000, "z")
+    s.event(-990, "contact.answered", "z")  # 20 min before: waited 10 s, within the level
+    s.event(-900, "contact.ended", "z")
     s.queued(0, "a")
     s.event(30, "contact.answered", "a")  # waited 30 s: answered outside the 20 s level
     s.queued(100, "b")
@@ -134,11 +137,15 @@ def test_a_tile_shows_the_ratios_of_its_own_window():
     now = (T0 + 600) * 1000
     gauges = {"queue": "billing", "channel": "voice", "at": 7, "waiting": 0,
               "oldest_wait_seconds": 0, "in_conversation": 1, "on_hold": 0}
-    # (T0 + 300 s, T0 + 600 s] holds neither contact: no data.
+    # (T0 + 300 s, T0 + 600 s] holds no contact: no data.
     assert list(tiles(watch.board, "5m", now, at=7).values()) == [{
         **gauges, "window": "5m", "service_level_ratio": None, "abandon_ratio": None,
         "answer_wait_seconds_avg": None}]
-    # 15 minutes hold both: 0 of 2 within the level, 1 of 2 abandoned, ASA 30 s.
+    # 15 minutes hold a and b: 0 of 2 within the level, 1 of 2 abandoned, ASA 30 s.
     assert list(tiles(watch.board, "15m", now, at=7).values()) == [{
         **gauges, "window": "15m", "service_level_ratio": 0.0, "abandon_ratio": 0.5,
         "answer_wait_seconds_avg": 30.0}]
+    # The hour holds z too: 1 of 3 within the level, 1 of 3 abandoned, ASA (10 + 30) / 2.
+    assert list(tiles(watch.board, "1h", now, at=7).values()) == [{
+        **gauges, "window": "1h", "service_level_ratio": 1 / 3, "abandon_ratio": 1 / 3,
+        "answer_wait_seconds_avg": 20.0}]
