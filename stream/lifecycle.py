@@ -12,7 +12,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .events import AGENT_TYPE, BadEvent, Event
+from .events import AGENT_TYPE, CHANNELS, BadEvent, Event
 
 # Fact kinds. Each is counted when the event that closes it falls inside a window (metrics.md).
 ENTERED = "entered"  # starts waiting in the queue (queued, transferred in)
@@ -27,6 +27,11 @@ SURVEY = "survey"  # value: (kind, score)
 AGENT = "agent"  # contact: agent id; value: state, or None when the agent left the queue
 
 AGENTS_CHANNEL = ""  # agent facts are per queue only: `ccmon_agents` has no channel label
+# A copy of an agent fact for each channel's series of the queue, which may live on another
+# facts partition than the queue's agents: the Erlang C figures of (queue, channel) need the
+# queue's staffing there. Never exported itself.
+STAFF = "staff"
+SERIES_CHANNELS = tuple(sorted(CHANNELS))
 
 AGENT_DEDUP_IDS = 256  # an agent's recent event ids kept to spot duplicates
 
@@ -259,10 +264,12 @@ class Ledger:
         agent.event_ids.append(event.event_id)
         del agent.event_ids[:-AGENT_DEDUP_IDS]
         self.dirty.add(key)
-        facts = [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, None)
-                 for q in agent.queues if q not in event.queues]
-        facts += [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, event.state)
-                  for q in event.queues]
+        changes = [(q, None) for q in agent.queues if q not in event.queues]
+        changes += [(q, event.state) for q in event.queues]
+        facts = [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, state)
+                 for q, state in changes]
+        facts += [Fact(q, channel, STAFF, event.ts, event.agent_id, state)
+                  for q, state in changes for channel in SERIES_CHANNELS]
         # A late event takes its place in the queues' timelines (stage two orders them by
         # ts), but the agent's current state and queues stay those of its latest event.
         if event.ts >= agent.last_ts:

@@ -26,6 +26,7 @@ from .lifecycle import (
     ENTERED,
     HOLD_ENDED,
     HOLD_STARTED,
+    STAFF,
     SURVEY,
     TALK_TRANSFERRED,
     WAIT_TRANSFERRED,
@@ -189,6 +190,8 @@ class Board:
         self.queues: dict[tuple[str, str], QueueStats] = {}
         self.agents: dict[str, dict[str, str]] = {}  # queue -> agent -> state
         self.timelines: dict[str, Timelines] = {}  # queue -> its agents' states over time
+        # queue -> agent -> (ts, state) of its latest STAFF fact: the Erlang C staffing N
+        self.staff: dict[str, dict[str, list]] = {}
         self.marks: dict[str, dict[str, int]] = {}  # live/agents unit -> source -> position
         # A minute's marks are an array in its block, indexed by the number of the source.
         self.sources: dict[str, int] = {}
@@ -205,6 +208,10 @@ class Board:
     @staticmethod
     def agents_unit(queue: str) -> str:
         return f"A{SEP}{queue}"
+
+    @staticmethod
+    def staff_unit(queue: str) -> str:
+        return f"N{SEP}{queue}"
 
     @staticmethod
     def samples_unit(queue: str, channel: str, ts: int) -> str:
@@ -253,6 +260,13 @@ class Board:
             self.latest_ts = ts
             self.dirty.add(CLOCK_UNIT)
         if kind == CLOCK:
+            return
+        if kind == STAFF:
+            if self._fresh(self.staff_unit(queue), source, position):
+                roster = self.staff.setdefault(queue, {})
+                known = roster.get(contact)
+                if known is None or ts >= known[0]:  # the latest by ts; ties: the later
+                    roster[contact] = [ts, value]
             return
         if kind == AGENT:
             if self._fresh(self.agents_unit(queue), source, position):
@@ -305,6 +319,13 @@ class Board:
             for queue, timelines in self.timelines.items():
                 if timelines.prune(horizon):
                     self.dirty.add(self.agents_unit(queue))
+            for queue, roster in self.staff.items():  # agents gone from the queue for long
+                gone = [agent for agent, (ts, state) in roster.items()
+                        if state is None and ts <= horizon]
+                for agent in gone:
+                    del roster[agent]
+                if gone:
+                    self.dirty.add(self.staff_unit(queue))
         for (queue, channel), stats in self.queues.items():
             stats.windows.advance(now)
             # A minute's unit goes with its block, once the whole minute is out of every
@@ -323,6 +344,8 @@ class Board:
         marks = self.marks.get(unit)
         if marks is None:
             return None
+        if kind == "N":
+            return {"marks": marks, "staff": self.staff.get(names[0], {})}
         if kind == "A":
             timelines = self.timelines.get(names[0])
             return {"marks": marks, "agents": self.agents.get(names[0], {}),
@@ -357,6 +380,10 @@ class Board:
             self._restore_minute(self.stats(names[0], names[1]), int(names[2]), state)
             return
         self.marks[unit] = dict(state["marks"])
+        if kind == "N":
+            self.staff[names[0]] = {agent: list(change) for agent, change
+                                    in state["staff"].items()}
+            return
         if kind == "A":
             self.agents[names[0]] = dict(state["agents"])
             # Logged before time in state existed: the agents' time counts from here on.
@@ -385,7 +412,7 @@ class Board:
     # -- reading -----------------------------------------------------------------------------
     def staffed(self, queue: str) -> int:
         """N of the Erlang C figures: the queue's agents now available, busy or in acw."""
-        return sum(state in STAFFED for state in self.agents.get(queue, {}).values())
+        return sum(state in STAFFED for _, state in self.staff.get(queue, {}).values())
 
     def agent_seconds(self, queue: str, low: int, now: int) -> dict[str, float]:
         """Agent-seconds per state in `(low, now]` of the agents listing `queue`."""

@@ -205,7 +205,10 @@ def test_agent_poison_values():
     records.append(Record(AGENTS, len(poison), None, orjson.dumps(agent)))
     facts, dead = intake.take_run(0, AGENTS, None, records)
     assert [letter.reason for letter in dead] == [reason for _, reason in poison]
-    assert [(fact[0], fact[2], fact[5]) for fact in facts] == [("billing", "agent", "available")]
+    # The valid one: its fact, and the staffing copies for the queue's channel series.
+    assert [(fact[0], fact[1], fact[2], fact[5]) for fact in facts] == [
+        ("billing", "", "agent", "available"), ("billing", "chat", "staff", "available"),
+        ("billing", "social", "staff", "available"), ("billing", "voice", "staff", "available")]
 
 
 def test_wrap_seconds_above_a_day_is_bad_value_and_a_day_is_fine():
