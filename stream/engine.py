@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from .cases import JourneyFact, journey_of
 from .events import BadEvent, decode
 from .lifecycle import DUPLICATE, Fact, Ledger
 from .queues import Board, Thresholds
@@ -125,22 +126,26 @@ class Intake:
         dirty.clear()
         return changes
 
-    def take(self, partition: int, records: Iterable[Record]) -> tuple[list[Located],
-                                                                       list[DeadLetter]]:
+    def take(self, partition: int, records: Iterable[Record],
+             journeys: list[JourneyFact] | None = None) -> tuple[list[Located],
+                                                                 list[DeadLetter]]:
         """Apply records of one partition number, of any topics (tests, tools)."""
         facts: list[Located] = []
         dead: list[DeadLetter] = []
         for (source, channel), run in itertools.groupby(records, _origin):
-            run_facts, run_dead = self.take_run(partition, source, channel, run)
+            run_facts, run_dead = self.take_run(partition, source, channel, run, journeys)
             facts += run_facts
             dead += run_dead
         return facts, dead
 
     def take_run(self, partition: int, source: str, channel: str | None,
-                 records: Iterable[Any]) -> tuple[list[Located], list[DeadLetter]]:
+                 records: Iterable[Any], journeys: list[JourneyFact] | None = None
+                 ) -> tuple[list[Located], list[DeadLetter]]:
         """Apply a batch of one input topic partition, in offset order: the facts to aggregate,
         the dead letters. A record is anything with `.offset`, `.value` and `.key` (aiokafka's
-        `ConsumerRecord`, `Record`), so the worker hands its fetch over as it came."""
+        `ConsumerRecord`, `Record`), so the worker hands its fetch over as it came.
+        `journeys`, if given, receives the journey steps (`cases.journey_of`) of the contacts
+        with a customer, in order (an out-list: callers without cases pay nothing)."""
         ledger = self.ledger(partition)
         facts: list[Located] = []
         dead: list[DeadLetter] = []
@@ -176,6 +181,10 @@ class Intake:
             if event.channel is not None and event.ts > last_ts.get(event_channel, 0):
                 last_ts[event_channel] = event.ts
             position = record.offset * FACTS_PER_EVENT
+            if journeys is not None and ledger.customer is not None:
+                journey = journey_of(ledger.customer, event, caused, source, position)
+                if journey is not None:
+                    journeys.append(journey)
             for fact in caused:
                 facts.append((*fact, source, position))
                 position += 1

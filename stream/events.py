@@ -70,6 +70,7 @@ class Event:
     score: int = 0
     state: str = ""  # agent state
     queues: tuple[str, ...] = ()
+    customer_id: str | None = None  # contact.queued (opt): its contact takes part in cases
 
 
 def parse_ts(value: object) -> int:
@@ -177,7 +178,7 @@ def validate(data: dict, topic_channel: str | None = None) -> Event:
     event = Event(event_id, kind, ts, channel, _text(data, "contact_id"))
     if kind == "contact.queued":
         event.queue = _text(data, "queue")
-        _text(data, "customer_id", required=False)
+        event.customer_id = _text(data, "customer_id", required=False)
     elif kind == "contact.answered":
         event.agent_id = _text(data, "agent_id", required=False)
     elif kind == "contact.transferred":

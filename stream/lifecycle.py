@@ -61,14 +61,15 @@ class Contact:
     answered_queue: str | None = None
     waited_queue: str | None = None
     event_ids: list[str] = field(default_factory=list)
+    customer: str | None = None  # customer_id of its contact.queued: it takes part in cases
 
     def to_json(self) -> list:
         return [self.channel, self.status, self.queue, self.since, self.last_ts, self.hold_since,
-                self.answered_queue, self.waited_queue, self.event_ids]
+                self.answered_queue, self.waited_queue, self.event_ids, self.customer]
 
     @classmethod
     def from_json(cls, data: list) -> Contact:
-        return cls(*data)
+        return cls(*data)  # logged before cases: no customer, the default None
 
 
 @dataclass(slots=True)
@@ -111,6 +112,9 @@ class Ledger:
         self.clock = 0  # largest ts applied (ms)
         self.dirty: set[str] = set()  # keys changed (or removed) since `take_dirty`
         self._finished: list[tuple[int, str]] = []  # (last ts, key) of finished contacts
+        # The customer of the contact of the latest event applied (None: none, or an agent),
+        # so that stage one looks for a journey step only for contacts with a customer.
+        self.customer: str | None = None
 
     # -- persistence -----------------------------------------------------------------------
     def restore(self, key: str, data: list) -> None:
@@ -148,6 +152,7 @@ class Ledger:
     # -- the lifecycle ---------------------------------------------------------------------
     def apply(self, event: Event) -> list[Fact]:
         """Facts caused by a valid event; DUPLICATE for a repeat; BadEvent('lifecycle') if wrong."""
+        self.customer = None
         facts = self._agent(event) if event.type == AGENT_TYPE else self._contact_event(event)
         if facts is not DUPLICATE:
             if event.ts > self.clock:
@@ -171,6 +176,7 @@ class Ledger:
         handler = _HANDLERS[event.type]
         facts = handler(self, event, contact, key)
         contact = self.contacts.get(key)
+        self.customer = contact.customer if contact is not None else None
         if contact is not None:
             contact.event_ids.append(event.event_id)
             contact.last_ts = max(contact.last_ts, event.ts)
@@ -184,7 +190,8 @@ class Ledger:
             raise BadEvent("lifecycle", "contact.queued for a contact already known")
         self.contacts[key] = Contact(event.channel, "waiting", event.queue, event.ts, event.ts,
                                      waited_queue=event.queue,
-                                     event_ids=contact.event_ids if contact else [])
+                                     event_ids=contact.event_ids if contact else [],
+                                     customer=event.customer_id)
         return [Fact(event.queue, event.channel, ENTERED, event.ts, key)]
 
     def _answered(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
