@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .cases import JourneyFact, journey_of
+from .cases import DEFAULT_TIMEOUT_MS, Cases, JourneyFact, journey_of
 from .events import BadEvent, decode
 from .lifecycle import DUPLICATE, Fact, Ledger
 from .queues import Board, Thresholds
@@ -20,6 +20,14 @@ from .queues import Board, Thresholds
 FACTS_PER_EVENT = 1024  # positions: offset * FACTS_PER_EVENT + index of the fact in its event
 # (an agent event makes one fact per queue: more than 1024 queues would spill into the next
 # offset's positions, which only matters within one unit, i.e. never for distinct queues)
+JOURNEYS_PER_MESSAGE = 1024  # journey steps in one message of the journey stream
+CASE_FACTS_PER_JOURNEY = 8  # positions of the case facts of one step (it makes at most 3)
+
+
+def journey_position(offset: int, index: int) -> int:
+    """The origin position of the `index`-th journey step of the journey message at `offset`:
+    the case facts it causes take the next positions (`Cases.apply`)."""
+    return (offset * JOURNEYS_PER_MESSAGE + index) * CASE_FACTS_PER_JOURNEY
 
 
 class Record(NamedTuple):
@@ -50,6 +58,7 @@ class EngineConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     retention_ms: int = 86_400_000
     timezone: str = "UTC"  # of the `today` window (width windows.TODAY)
+    case_timeout_ms: int = DEFAULT_TIMEOUT_MS  # R of the cases
 
     @classmethod
     def from_settings(cls, settings) -> EngineConfig:
@@ -62,7 +71,8 @@ class EngineConfig:
                                         in settings.service_level_by_queue.items()},
                 short_abandon_ms=round(settings.short_abandon_seconds * 1000),
                 service_level_target=settings.service_level_target),
-            retention_ms=round(settings.contact_retention * 1000))
+            retention_ms=round(settings.contact_retention * 1000),
+            case_timeout_ms=round(settings.case_timeout * 1000))
 
 
 # State keys of the read marks, next to the ledger's contact and agent keys (never a channel
@@ -202,17 +212,38 @@ def _origin(record: Record) -> tuple[str, str | None]:
     return record.source, record.channel
 
 
+JOURNEYS_SOURCE = "journeys:0"  # the Pipeline's journey stream: one partition
+DROPS_SOURCE = "drops:0"
+
+
 class Pipeline:
-    """Both stages in one process, no Kafka: feed records, read metrics at `now`."""
+    """Both stages in one process, no Kafka: feed records, read metrics at `now` (after
+    `advance(now)`, so that the cases dropped by then count). Between the stages, the cases:
+    journey steps -> `Cases` -> case facts -> the board."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config = config or EngineConfig()
         self.intake = Intake(config)
+        self.cases = Cases(config.case_timeout_ms, DROPS_SOURCE)
         self.board = Board(config.windows, config.thresholds, config.timezone)
         self.dead: list[DeadLetter] = []
+        self._journeys = 0  # journey steps taken: their positions in the journey stream
 
     def feed(self, records: Iterable[Record], partition: int = 0) -> None:
-        facts, dead = self.intake.take(partition, records)
+        journeys: list[JourneyFact] = []
+        facts, dead = self.intake.take(partition, records, journeys)
         self.dead.extend(dead)
+        for journey in journeys:
+            facts += self.cases.apply(journey, JOURNEYS_SOURCE,
+                                      journey_position(0, self._journeys))
+            self._journeys += 1
+        self._apply(facts)
+
+    def advance(self, now: int) -> None:
+        """Move the cases' clock to `now` (the clock the metrics are read at): drops."""
+        self._apply(self.cases.advance(now))
+
+    def _apply(self, facts: Iterable[Located]) -> None:
+        apply = self.board.apply
         for located in facts:
-            self.board.apply(Fact(*located[:6]), located[6], located[7])
+            apply(Fact(*located[:6]), located[6], located[7])

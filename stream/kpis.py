@@ -33,6 +33,8 @@ STATE_GAUGES = (
     MetricSpec("ccmon_contacts_on_hold", QUEUE_LABELS,
                "Contacts in conversation in this queue that are on hold"),
 )
+OPEN_CASES = MetricSpec("ccmon_open_cases", QUEUE_LABELS,
+                        "Cases open now whose latest contact entered this queue and channel")
 AGENTS = MetricSpec("ccmon_agents", ("queue", "state"),
                     "Agents whose latest state is `state` and who serve this queue")
 
@@ -61,6 +63,34 @@ def _nps(sums: list) -> float | None:
         return None
     return 100.0 * (sums[q.NPS_PROMOTERS] - sums[q.NPS_DETRACTORS]) / sums[q.NPS]
 
+
+# Cases (metrics.md 1.1): a customer's journey across contacts and channels.
+CASE_WINDOWED = (
+    (MetricSpec("ccmon_opened_cases", WINDOW_LABELS, "Cases opened (reopened ones included)"),
+     _count(q.OPENED_CASES)),
+    (MetricSpec("ccmon_repeat_contacts", WINDOW_LABELS, "Contacts that joined an open case"),
+     _count(q.REPEATS)),
+    (MetricSpec("ccmon_reopened_cases", WINDOW_LABELS,
+                "Cases opened within the case timeout R of the customer's previous resolution"),
+     _count(q.REOPENED_CASES)),
+    (MetricSpec("ccmon_resolved_cases", WINDOW_LABELS, "Cases resolved"),
+     _count(q.RESOLVED_CASES)),
+    (MetricSpec("ccmon_dropped_cases", WINDOW_LABELS,
+                "Cases dropped: no contact for R after the latest left, unresolved"),
+     _count(q.DROPPED_CASES)),
+    (MetricSpec("ccmon_first_contact_resolution_ratio", WINDOW_LABELS,
+                "Of the cases resolved, those resolved by their first contact (FCR)"),
+     _mean(q.FCR_CASES, q.RESOLVED_CASES)),
+    (MetricSpec("ccmon_case_resolution_seconds_avg", WINDOW_LABELS,
+                "Mean time from a resolved case's first entry to its resolving ended"),
+     _mean(q.RESOLUTION_TIME, q.RESOLVED_CASES, 0.001)),
+    (MetricSpec("ccmon_case_contacts_avg", WINDOW_LABELS,
+                "Mean number of contacts of the cases resolved"),
+     _mean(q.CASE_CONTACTS, q.RESOLVED_CASES)),
+    (MetricSpec("ccmon_multichannel_case_ratio", WINDOW_LABELS,
+                "Of the cases resolved, those whose contacts used more than one channel"),
+     _mean(q.MULTICHANNEL_CASES, q.RESOLVED_CASES)),
+)
 
 # Each windowed metric and how it derives from a window's sums (None: absent).
 WINDOWED = (
@@ -101,6 +131,7 @@ WINDOWED = (
     (MetricSpec("ccmon_nps_score", WINDOW_LABELS,
                 "100 x (share of nps 9-10 - share of nps 0-6)"), _nps),
     (MetricSpec("ccmon_ces_avg", WINDOW_LABELS, "Mean ces score"), _mean(q.CES_TOTAL, q.CES)),
+    *CASE_WINDOWED,
 )
 
 # Window sample distributions (metrics.md 1.1), in the order of `queues.distributions`.
@@ -160,7 +191,9 @@ AGENT_STATE_SECONDS = MetricSpec(
 OCCUPANCY = MetricSpec("ccmon_occupancy_ratio", ("queue", "window"),
                        "(busy + acw) / (available + busy + acw) of those agent-seconds")
 
-QUEUE_METRICS = (*STATE_GAUGES, AGENTS, *(spec for spec, _ in WINDOWED), *DISTRIBUTIONS,
+CASE_METRICS = frozenset((OPEN_CASES.name, *(spec.name for spec, _ in CASE_WINDOWED)))
+
+QUEUE_METRICS = (*STATE_GAUGES, OPEN_CASES, AGENTS, *(spec for spec, _ in WINDOWED), *DISTRIBUTIONS,
                  *WORKFORCE, AGENT_STATE_SECONDS, OCCUPANCY)
 
 
@@ -203,8 +236,8 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
     board.advance(now)
     now = board.now
     gauges = [spec.name for spec in STATE_GAUGES]
-    waiting, oldest, talking, on_hold = (
-        name if names is None or name in names else None for name in gauges)
+    waiting, oldest, talking, on_hold, open_cases = (
+        name if names is None or name in names else None for name in (*gauges, OPEN_CASES.name))
     windowed = [(spec.name, derive) for spec, derive in WINDOWED
                 if names is None or spec.name in names]
     distributed = [names is None or spec.name in names for spec in DISTRIBUTIONS]
@@ -220,6 +253,8 @@ def queue_metrics(board: Board, now: int, names: Collection[str] | None = None
             yield talking, labels, len(stats.talking)
         if on_hold:
             yield on_hold, labels, stats.on_hold()
+        if open_cases:
+            yield open_cases, labels, stats.open_cases
         windows = stats.windows
         agents = board.staffed(queue) if staffing else 0
         for label, sums, low in zip(board.window_labels, windows.sums, windows.lows,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .agents import Timelines
+from .cases import DROPPED, OPEN_CASES, OPENED, REPEAT, RESOLVED, Resolution
 from .events import AGENT_STATES
 from .lifecycle import (
     ABANDONED,
@@ -37,8 +38,10 @@ from .windows import Block, SlidingWindows, lower_edges
 # Positions of the window sums.
 (OFFERED, ANSWERS, ANSWERS_IN_SL, ANSWER_WAIT, ABANDONS, SHORT_ABANDONS, ABANDON_WAIT,
  TRANSFERS, HOLDS, HOLD_TIME, HANDLES, HANDLE_TIME, CSAT, CSAT_GOOD, NPS, NPS_PROMOTERS,
- NPS_DETRACTORS, CES, CES_TOTAL, ABANDONS_IN_SL) = range(20)
-SUMS = 20
+ NPS_DETRACTORS, CES, CES_TOTAL, ABANDONS_IN_SL,
+ OPENED_CASES, REOPENED_CASES, REPEATS, RESOLVED_CASES, FCR_CASES, RESOLUTION_TIME,
+ CASE_CONTACTS, MULTICHANNEL_CASES, DROPPED_CASES) = range(29)
+SUMS = 29
 
 STAFFED = frozenset(("available", "busy", "acw"))  # agents counted as staffing a queue
 
@@ -47,13 +50,19 @@ LIVE_KINDS = frozenset((ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_STA
 # The kinds kept as window samples, numbered for their codes. The numbers are in the
 # changelog: append new kinds, never renumber.
 SAMPLE_CODES = {kind: number for number, kind in enumerate((
-    ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_ENDED, ENDED, TALK_TRANSFERRED, SURVEY))}
+    ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_ENDED, ENDED, TALK_TRANSFERRED, SURVEY,
+    OPENED, REPEAT, RESOLVED, DROPPED))}
 SAMPLE_KINDS = tuple(SAMPLE_CODES)
 SURVEY_KINDS = ("csat", "nps", "ces")  # numbered in a survey sample's value, as kinds are
 KIND_BITS = 4  # code = value << KIND_BITS | kind number; every value is an int >= 0
 SCORE_BITS = 4  # a survey's value = survey kind number << SCORE_BITS | score (0-10)
 KIND_MASK = (1 << KIND_BITS) - 1
 SCORE_MASK = (1 << SCORE_BITS) - 1
+# A resolution's value = ms << RESOLUTION_BITS | contacts << 2 | fcr << 1 | multichannel:
+# 20 bits of contacts (capped), which leaves 39 bits of ms (17 years) in a 64-bit code.
+CONTACT_BITS = 20
+RESOLUTION_BITS = CONTACT_BITS + 2
+CONTACT_MASK = (1 << CONTACT_BITS) - 1
 
 # Stage one tells every partition of stage two how far event time has got, so that with
 # clock = event every worker's `now` reaches the largest ts of any event, not only of its own.
@@ -69,7 +78,11 @@ def sample_code(kind: str, value: object) -> int:
     if kind == SURVEY:
         survey, score = value
         value = SURVEY_KINDS.index(survey) << SCORE_BITS | score
-    return (value or 0) << KIND_BITS | SAMPLE_CODES[kind]
+    elif kind == RESOLVED:
+        ms, contacts, fcr, multichannel = value
+        value = (ms << RESOLUTION_BITS | min(contacts, CONTACT_MASK) << 2 | fcr << 1
+                 | multichannel)
+    return int(value or 0) << KIND_BITS | SAMPLE_CODES[kind]  # int: a reopening is True
 
 
 def sample_of(code: int) -> tuple[str, object]:
@@ -77,7 +90,12 @@ def sample_of(code: int) -> tuple[str, object]:
     kind, value = SAMPLE_KINDS[code & KIND_MASK], code >> KIND_BITS
     if kind == SURVEY:
         return kind, (SURVEY_KINDS[value >> SCORE_BITS], value & SCORE_MASK)
-    return kind, None if kind == ENTERED else value
+    if kind == RESOLVED:
+        return kind, Resolution(value >> RESOLUTION_BITS, value >> 2 & CONTACT_MASK,
+                                bool(value & 2), bool(value & 1))
+    if kind == OPENED:
+        return kind, bool(value)
+    return kind, None if kind in (ENTERED, REPEAT, DROPPED) else value
 
 
 def _contribution(service_level_ms: int, short_abandon_ms: int) -> Callable:
@@ -86,10 +104,13 @@ def _contribution(service_level_ms: int, short_abandon_ms: int) -> Callable:
         SAMPLE_CODES[kind] for kind in (ENTERED, ANSWERED, ABANDONED, ENDED, TALK_TRANSFERRED,
                                         WAIT_TRANSFERRED, HOLD_ENDED))
     csat, nps = SURVEY_KINDS.index("csat"), SURVEY_KINDS.index("nps")
+    last_contact_kind = SAMPLE_CODES[SURVEY]
 
     def contribute(code: int, sums: list, sign: int) -> None:
         kind, value = code & KIND_MASK, code >> KIND_BITS
-        if kind == entered:
+        if kind > last_contact_kind:  # the case kinds, appended after the survey
+            _contribute_case(kind, value, sums, sign)
+        elif kind == entered:
             sums[OFFERED] += sign
         elif kind == answered:
             sums[ANSWERS] += sign
@@ -134,6 +155,26 @@ def _contribution(service_level_ms: int, short_abandon_ms: int) -> Callable:
     return contribute
 
 
+_CASE_OPENED, _CASE_REPEAT, _CASE_RESOLVED = (SAMPLE_CODES[kind]
+                                             for kind in (OPENED, REPEAT, RESOLVED))
+
+
+def _contribute_case(kind: int, value: int, sums: list, sign: int) -> None:
+    if kind == _CASE_OPENED:
+        sums[OPENED_CASES] += sign
+        sums[REOPENED_CASES] += sign * value
+    elif kind == _CASE_REPEAT:
+        sums[REPEATS] += sign
+    elif kind == _CASE_RESOLVED:
+        sums[RESOLVED_CASES] += sign
+        sums[RESOLUTION_TIME] += sign * (value >> RESOLUTION_BITS)
+        sums[CASE_CONTACTS] += sign * (value >> 2 & CONTACT_MASK)
+        sums[FCR_CASES] += sign * (value >> 1 & 1)
+        sums[MULTICHANNEL_CASES] += sign * (value & 1)
+    else:  # DROPPED
+        sums[DROPPED_CASES] += sign
+
+
 def distributions(windows: SlidingWindows, index: int) -> tuple[list[int], list[int], list[int]]:
     """The samples (ms) of window number `index` behind the three `_avg` means that have
     quantiles: answered waits, abandoned waits (short ones included), handle times (segments
@@ -161,6 +202,7 @@ class QueueStats:
     windows: SlidingWindows
     waiting: dict[str, int] = field(default_factory=dict)  # contact -> entry ts
     talking: dict[str, int | None] = field(default_factory=dict)  # contact -> hold start
+    open_cases: int = 0  # `ccmon_open_cases`: the sum of the OPEN_CASES deltas applied
 
     def on_hold(self) -> int:
         return sum(1 for since in self.talking.values() if since is not None)
@@ -283,6 +325,10 @@ class Board:
                     roster[contact] = latest
             return
         stats = self.stats(queue, channel)
+        if kind == OPEN_CASES:  # a live gauge: whatever its ts
+            if self._fresh(self.live_unit(queue, channel), source, position):
+                stats.open_cases += value
+            return
         if kind in LIVE_KINDS and self._fresh(self.live_unit(queue, channel), source, position):
             self._update_live(stats, kind, ts, contact)
         windows = stats.windows
@@ -351,7 +397,8 @@ class Board:
             return {"marks": marks, "agents": self.agents.get(names[0], {}),
                     "timelines": timelines.to_json() if timelines is not None else {}}
         stats = self.queues.get((names[0], names[1]))
-        return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking}
+        return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking,
+                "open_cases": stats.open_cases}
 
     def _minute_state(self, queue: str, channel: str, minute: int) -> dict | None:
         """A minute of samples: its marks, and its samples as two columns, ts in ms from the
@@ -392,6 +439,7 @@ class Board:
         stats = self.stats(names[0], names[1])
         stats.waiting.update(state["waiting"])
         stats.talking.update(state["talking"])
+        stats.open_cases = state.get("open_cases", 0)  # logged before cases: none
 
     def _restore_minute(self, stats: QueueStats, minute: int, state: dict) -> None:
         start = minute * MINUTE_MS

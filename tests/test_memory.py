@@ -10,6 +10,7 @@ import orjson
 from test_engine import Q, W, at, contact, ev, metrics, ms, records, surveyed_contacts
 
 from ccmon.stream import queues as q
+from ccmon.stream.cases import DROPPED, OPENED, REPEAT, RESOLVED, Resolution
 from ccmon.stream.engine import FACTS_PER_EVENT, EngineConfig, Pipeline
 from ccmon.stream.events import BadEvent, decode
 from ccmon.stream.lifecycle import (
@@ -176,7 +177,11 @@ SAMPLE_VALUES = {ENTERED: lambda rng: None, ANSWERED: lambda rng: rng.randrange(
                  HOLD_ENDED: lambda rng: rng.randrange(90_000),
                  ENDED: lambda rng: rng.randrange(900_000),
                  TALK_TRANSFERRED: lambda rng: rng.randrange(600_000),
-                 SURVEY: lambda rng: (rng.choice(("csat", "nps", "ces")), rng.randint(1, 7))}
+                 SURVEY: lambda rng: (rng.choice(("csat", "nps", "ces")), rng.randint(1, 7)),
+                 OPENED: lambda rng: rng.random() < 0.3, REPEAT: lambda rng: None,
+                 DROPPED: lambda rng: None,
+                 RESOLVED: lambda rng: Resolution(rng.randrange(10**9), rng.randint(1, 6),
+                                                  rng.random() < 0.5, rng.random() < 0.5)}
 
 
 def expected_sums(samples: list[tuple[str, int, object]], now: int, width: int) -> dict:
@@ -187,7 +192,15 @@ def expected_sums(samples: list[tuple[str, int, object]], now: int, width: int) 
     handles = [v for k, v in inside if k in (ENDED, TALK_TRANSFERRED)]
     holds = [v for k, v in inside if k == HOLD_ENDED]
     surveys = [v for k, v in inside if k == SURVEY]
+    resolved = [v for k, v in inside if k == RESOLVED]
     return {
+        q.OPENED_CASES: kinds.count(OPENED),
+        q.REOPENED_CASES: sum(v for k, v in inside if k == OPENED),
+        q.REPEATS: kinds.count(REPEAT), q.DROPPED_CASES: kinds.count(DROPPED),
+        q.RESOLVED_CASES: len(resolved), q.FCR_CASES: sum(r.fcr for r in resolved),
+        q.RESOLUTION_TIME: sum(r.ms for r in resolved),
+        q.CASE_CONTACTS: sum(r.contacts for r in resolved),
+        q.MULTICHANNEL_CASES: sum(r.multichannel for r in resolved),
         q.OFFERED: kinds.count(ENTERED), q.ANSWERS: len(waits[ANSWERED]),
         q.ANSWERS_IN_SL: sum(w <= 20_000 for w in waits[ANSWERED]),
         q.ANSWER_WAIT: sum(waits[ANSWERED]), q.ABANDONS: len(waits[ABANDONED]),
