@@ -8,6 +8,7 @@ from alerting import LONG_QUEUE, LOW_SL, T0, Scenario, long_queue_day, ticks, wa
 
 from ccmon.alerts.state import FIRING, RESOLVED
 from ccmon.alerts.watch import BoardWatch, Outgoing, apply_facts, tiles
+from ccmon.stream.kpis import queue_metrics
 
 
 def transitions(watch: BoardWatch, facts: list[tuple]) -> list[tuple]:
@@ -123,6 +124,11 @@ def test_after_a_jump_of_the_clock_over_a_day_only_its_last_day_is_evaluated():
     assert (status, starts, value) == (FIRING, (T0 + 86_400 + 10) * 1000, 3)
 
 
+def run_time(text: str) -> str:
+    """`text` made at run time, as settings and YAML make strings: not the literal's object."""
+    return "".join(list(text))
+
+
 def test_a_tile_shows_the_ratios_of_its_own_window():
     s = Scenario()
     s.queued(-1000, "z")
@@ -138,14 +144,33 @@ def test_a_tile_shows_the_ratios_of_its_own_window():
     gauges = {"queue": "billing", "channel": "voice", "at": 7, "waiting": 0,
               "oldest_wait_seconds": 0, "in_conversation": 1, "on_hold": 0}
     # (T0 + 300 s, T0 + 600 s] holds no contact: no data.
-    assert list(tiles(watch.board, "5m", now, at=7).values()) == [{
+    assert list(tiles(watch.board, run_time("5m"), now, at=7).values()) == [{
         **gauges, "window": "5m", "service_level_ratio": None, "abandon_ratio": None,
         "answer_wait_seconds_avg": None}]
     # 15 minutes hold a and b: 0 of 2 within the level, 1 of 2 abandoned, ASA 30 s.
-    assert list(tiles(watch.board, "15m", now, at=7).values()) == [{
+    assert list(tiles(watch.board, run_time("15m"), now, at=7).values()) == [{
         **gauges, "window": "15m", "service_level_ratio": 0.0, "abandon_ratio": 0.5,
         "answer_wait_seconds_avg": 30.0}]
     # The hour holds z too: 1 of 3 within the level, 1 of 3 abandoned, ASA (10 + 30) / 2.
-    assert list(tiles(watch.board, "1h", now, at=7).values()) == [{
+    assert list(tiles(watch.board, run_time("1h"), now, at=7).values()) == [{
         **gauges, "window": "1h", "service_level_ratio": 1 / 3, "abandon_ratio": 1 / 3,
         "answer_wait_seconds_avg": 20.0}]
+
+
+def test_surveys_read_back_from_the_facts_topic_count_as_the_ones_taken_in():
+    """The worker applies located facts as stage one made them or as read back from the facts
+    topic, through JSON, where a survey's (kind, score) is a list."""
+    s = Scenario()
+    for contact, score in (("a", 5), ("b", 3)):
+        s.queued(0, contact)
+        s.event(10, "contact.answered", contact)
+        s.event(70, "contact.ended", contact)
+        s.event(100, "survey.submitted", contact, kind="csat", score=score)
+    facts = s.facts()
+    now = (T0 + 200) * 1000
+    for located in (facts, orjson.loads(orjson.dumps(facts))):
+        watch = watch_for()
+        apply_facts(watch.board, located, watch)
+        # csat: the share of scores >= 4, 5 and 3: 1 of 2, in every window.
+        assert {labels[2]: value for name, labels, value in queue_metrics(watch.board, now)
+                if name == "ccmon_csat_ratio"} == {"5m": 0.5, "15m": 0.5, "1h": 0.5}
