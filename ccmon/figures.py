@@ -1,7 +1,8 @@
 """The pure engine's figures for a list of event lines, and comparing them with a worker's.
 
 How tests and benchmarks know that a worker is done, and right: its queue series equal what
-the KPI engine computes for the same lines in one process, at the event clock.
+the KPI engine computes for the same lines in one process, at the event clock (the cases
+series as far as the order of arrival leaves them: `order_free`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from ccmon.launch import Samples
 from ccmon.produce import route
 from ccmon.settings import Settings
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
-from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
+from ccmon.stream.kpis import CASE_METRICS, QUEUE_METRICS, queue_metrics
 
 QUEUE_NAMES = {spec.name for spec in QUEUE_METRICS}
 _LABELS = {spec.name: spec.labels for spec in QUEUE_METRICS}
@@ -34,12 +35,35 @@ def engine_figures(lines: list[bytes], settings: Settings) -> Samples:
     pipeline.feed(records)
     now = pipeline.intake.latest_ts
     pipeline.advance(now)  # the cases dropped by the event clock
-    return {(name, frozenset(zip(_LABELS[name], labels, strict=True))): float(value)
-            for name, labels, value in queue_metrics(pipeline.board, now)}
+    return order_free({(name, frozenset(zip(_LABELS[name], labels, strict=True))): float(value)
+                       for name, labels, value in queue_metrics(pipeline.board, now)})
 
 
 def queue_series(samples: Samples | None) -> Samples:
-    return {key: value for key, value in (samples or {}).items() if key[0] in QUEUE_NAMES}
+    return order_free({key: value for key, value in (samples or {}).items()
+                       if key[0] in QUEUE_NAMES})
+
+
+OPENED, REPEAT = "ccmon_opened_cases", "ccmon_repeat_contacts"
+
+
+def order_free(samples: Samples) -> Samples:
+    """The series as far as the order of arrival leaves them. Cases take a customer's contacts
+    as they come (metrics.md 1.1), and across input topics and partitions a worker gets them
+    in another order than the lines: which contact opened a case, whether a `resolved` finds
+    it open, depend on it. What no order changes: which case series exist, and per series the
+    contacts with a customer that entered it (opened + repeat), kept as `ccmon_opened_cases`;
+    every other case value is 0 here."""
+    out = {}
+    for key, value in samples.items():
+        name, labels = key
+        if name == OPENED:
+            out[key] = value + samples.get((REPEAT, labels), 0.0)
+        elif name in CASE_METRICS:
+            out[key] = 0.0
+        else:
+            out[key] = value
+    return out
 
 
 def _close(a: float, b: float) -> bool:

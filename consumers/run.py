@@ -20,7 +20,7 @@ from ccmon.settings import Settings, SettingsError
 
 from .alerting import Alerting
 from .exporter import KpiCollector, MonitorClock, registry_for
-from .worker import COMPACTED, Worker, changelog_topics, facts_topic
+from .worker import COMPACTED, Worker, changelog_topics, facts_topic, journeys_topic
 
 GC_YOUNG = 100_000  # allocations between young collections (CPython's default: 700)
 
@@ -43,11 +43,11 @@ async def input_partitions(settings: Settings) -> int:
     partitions = next(iter(inputs.values()))
     # The internal topics must exist before the first group assignment, or Faust assigns none
     # of their partitions until a second rebalance, in the middle of the first work.
-    facts = facts_topic(settings)
+    internal = [facts_topic(settings), journeys_topic(settings)]
     changelogs = changelog_topics(settings)
-    counts = await ensure_topics(bootstrap, [facts], partitions)
+    counts = await ensure_topics(bootstrap, internal, partitions)
     counts |= await ensure_topics(bootstrap, changelogs, partitions, COMPACTED)
-    for topic in (facts, *changelogs):
+    for topic in (*internal, *changelogs):
         if counts.get(topic) != partitions:
             raise SettingsError(f"topic {topic} has {counts.get(topic)} partitions, the input "
                                 f"topics {partitions}: delete it or use another CCMON_APP_ID")

@@ -8,6 +8,11 @@ Two stages, both batch-first:
 2. `aggregate` consumes the facts and updates the partition's `Board` (stage two). Whoever owns
    a facts partition owns its (queue, channel) series and is the only one to export them.
 
+Between them, the cases (metrics.md 1.1): stage one sends the journey steps of contacts with a
+customer to `<app_id>-journeys`, partitioned by customer id, so a customer's contacts meet in
+one `Cases`; the `cases` agent sends the case facts it makes to the facts topic, and drops cases
+on the monitor clock (clock = event: the event clock stage one sends along; wall: every second).
+
 State lives in two Faust tables whose changelogs are written once per batch and per changed
 unit (contact, agent, queue live state, minute of samples), never once per event. The engine
 objects are the working copy; the tables are their durable log, replayed at assignment.
@@ -40,8 +45,16 @@ from ccmon.alerts.store import StoreUnavailable
 from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
 from ccmon.alerts.watch import tiles as board_tiles
 from ccmon.settings import Settings
+from ccmon.stream.cases import Cases, JourneyFact
 from ccmon.stream.deadletter import dead_letter_message
-from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Located
+from ccmon.stream.engine import (
+    JOURNEYS_PER_MESSAGE,
+    DeadLetter,
+    EngineConfig,
+    Intake,
+    Located,
+    journey_position,
+)
 from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .alerting import Alerting
@@ -55,12 +68,26 @@ BATCH_WITHIN = 0.05  # seconds a batch may wait to fill: bounds the latency it a
 FACTS_PER_MESSAGE = 2000  # ~200 kB: well under Kafka's default 1 MB message limit
 
 
-TABLES = ("contacts", "queues")
+def _dumps(value: object) -> bytes:
+    # orjson writes no namedtuple (a journey step, a case resolution): as the array it is.
+    return orjson.dumps(value, default=tuple)
+
+
+TABLES = ("contacts", "queues", "cases")
 COMPACTED = {"cleanup.policy": "compact"}  # what Faust gives its changelog topics
 
 
 def facts_topic(settings: Settings) -> str:
     return f"{settings.app_id}-facts"
+
+
+def journeys_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-journeys"
+
+
+def journey_partition(customer: str, partitions: int) -> int:
+    """Kafka's default partitioning of the customer id as key (murmur2), as `fact_partition`."""
+    return (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
 
 
 def changelog_topics(settings: Settings) -> list[str]:
@@ -89,7 +116,9 @@ class Worker:
         self.intake = Intake(self.config)
         self.boards: dict[int, Board] = {}
         self._writing: asyncio.Future | None = None  # the latest batch's changelog writes
-        self._clock_sent = 0  # the event clock last told to stage two
+        self._clock_sent = 0  # the event clock last told to stage two and the cases
+        self.cases: dict[int, Cases] = {}  # journeys partition -> its customers
+        self._cases_lock = asyncio.Lock()  # a batch and a wall-clock drop log in turn
         self._fact_partitions: dict[tuple[str, str], int] = {}
         self._dead_letter_partitions: int | None = None  # the topic's, read at first need
         self._dead_before: dict[int, set[tuple[str, int]]] = {}
@@ -124,11 +153,18 @@ class Worker:
                                 key_serializer="raw", value_serializer="raw")
         self.facts = app.topic(facts_topic(settings), key_serializer="raw",
                                value_serializer="raw", internal=True, partitions=partitions)
-        self.contacts, self.queues = (self._raw_table(name, partitions) for name in TABLES)
+        self.journeys = app.topic(journeys_topic(settings), key_serializer="raw",
+                                  value_serializer="raw", internal=True, partitions=partitions)
+        self.contacts, self.queues, self.case_table = (
+            self._raw_table(name, partitions) for name in TABLES)
         app.agent(self.inputs, name="intake")(self._no_events)
         for topic in self.topic_channels:
             app.batch_handlers[topic] = self._intake
         app.agent(self.facts, name="aggregate")(self._aggregate)
+        app.agent(self.journeys, name="cases")(self._cases)
+        self.case_table.on_recover(self._on_cases_recovered)
+        if settings.clock == "wall":
+            app.task(self._drop_every_second)
         app.on_partitions_revoked.connect(self._on_revoked)
         self.contacts.on_recover(self._on_contacts_recovered)
         self.queues.on_recover(self._on_queues_recovered)
@@ -163,12 +199,13 @@ class Worker:
         channel = self.topic_channels.get(topic)
         facts: list[Located] = []
         dead: list[DeadLetter] = []
+        journeys: list[JourneyFact] = []
         touched = []
         # The consumer hands a fetch over a partition's run at a time.
         for partition, run in itertools.groupby(messages, attrgetter("partition")):
             self._ensure_ledger(partition)
             run_facts, run_dead = self.intake.take_run(partition, f"{topic}:{partition}",
-                                                       channel, run)
+                                                       channel, run, journeys)
             facts += run_facts
             dead += run_dead
             touched.append(partition)
@@ -176,7 +213,7 @@ class Worker:
         changes = {partition: self.intake.take_changes(partition) for partition in touched}
         dead_sent = await self._send_dead_letters(dead)
         sent = [*await self._send_facts(facts), *(sending for _, sending in dead_sent),
-                *await self._send_clock()]
+                *await self._send_journeys(journeys), *await self._send_clock()]
         previous, self._writing = self._writing, None
         self._writing = asyncio.ensure_future(
             self._log_after(previous, sent, changes, dead_sent))
@@ -225,22 +262,40 @@ class Worker:
             by_partition[partition].append(located)
         send = self.app.producer.send
         topic = self.facts.get_topic_name()
-        return [await send(topic, None, orjson.dumps(batch[i:i + FACTS_PER_MESSAGE]),
+        return [await send(topic, None, _dumps(batch[i:i + FACTS_PER_MESSAGE]),
                            partition, None, None)
                 for partition, batch in by_partition.items()
                 for i in range(0, len(batch), FACTS_PER_MESSAGE)]
 
+    async def _send_journeys(self, journeys: list[JourneyFact]) -> list[asyncio.Future]:
+        """Send journey steps to the partitions of their customers, in order. A message is
+        `[event clock, [step, ...]]` (see `_cases`)."""
+        if not journeys:
+            return []
+        by_partition: dict[int, list] = defaultdict(list)
+        for journey in journeys:
+            by_partition[journey_partition(journey.customer, self.partitions)].append(journey)
+        send = self.app.producer.send
+        topic = self.journeys.get_topic_name()
+        clock = self.intake.latest_ts
+        return [await send(topic, None, _dumps([clock, batch[i:i + JOURNEYS_PER_MESSAGE]]),
+                           partition, None, None)
+                for partition, batch in by_partition.items()
+                for i in range(0, len(batch), JOURNEYS_PER_MESSAGE)]
+
     async def _send_clock(self) -> list[asyncio.Future]:
-        """Tell every facts partition how far event time has got (see queues.CLOCK)."""
+        """Tell every facts partition (see queues.CLOCK) and every journeys partition (the
+        cases drop on it) how far event time has got."""
         latest = self.intake.latest_ts
         if latest <= self._clock_sent:
             return []
         self._clock_sent = latest
-        value = orjson.dumps([("", "", CLOCK, latest, "", None, "", 0)])
         send = self.app.producer.send
-        topic = self.facts.get_topic_name()
+        messages = [(self.facts.get_topic_name(),
+                     orjson.dumps([("", "", CLOCK, latest, "", None, "", 0)])),
+                    (self.journeys.get_topic_name(), orjson.dumps([latest, []]))]
         return [await send(topic, None, value, partition, None, None)
-                for partition in range(self.partitions)]
+                for topic, value in messages for partition in range(self.partitions)]
 
     async def _send_dead_letters(self, dead: list[DeadLetter]
                                  ) -> list[tuple[int, asyncio.Future]]:
@@ -299,6 +354,70 @@ class Worker:
         if batch is not None:
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         return pending
+
+    # -- cases -------------------------------------------------------------------------------
+    async def _cases(self, stream: faust.StreamT) -> None:
+        """Journey steps into the partition's `Cases`; the case facts to the facts topic, then
+        the state logged (a logged customer never refers to a fact Kafka lacks). A replay makes
+        the same facts at the same positions (from the journey message's offset, or a drop's
+        moment), which the boards ignore."""
+        event_clock = self.settings.clock == "event"
+        topic = self.journeys.get_topic_name()
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            async with self._cases_lock:
+                facts: list[Located] = []
+                touched = set()
+                for event in events:
+                    message = event.message
+                    cases = self.case_stage(message.partition)
+                    clock, steps = orjson.loads(message.value)
+                    source = f"{topic}:{message.partition}"
+                    for index, step in enumerate(steps):
+                        facts += cases.apply(JourneyFact(*step), source,
+                                             journey_position(message.offset, index))
+                    if event_clock:
+                        facts += cases.advance(clock)
+                    touched.add(message.partition)
+                await self._send_cases_facts(facts, touched)
+
+    async def _drop_every_second(self) -> None:
+        """clock = wall: the cases that come due are dropped at every whole second."""
+        while True:
+            now = time.time()
+            await asyncio.sleep(math.ceil(now) - now + 0.001)
+            second = math.floor(time.time()) * 1000
+            async with self._cases_lock:
+                facts: list[Located] = []
+                touched = set()
+                for partition in self._assigned_partitions(self.journeys):
+                    cases = self.cases.get(partition)
+                    if cases is not None:
+                        facts += cases.advance(second)
+                        touched.add(partition)
+                await self._send_cases_facts(facts, touched)
+
+    async def _send_cases_facts(self, facts: list[Located], touched: set[int]) -> None:
+        # Taken before the first await: a rebalance may drop the cases meanwhile.
+        changes = {partition: self.cases[partition].take_dirty() for partition in touched}
+        await asyncio.gather(*await self._send_facts(facts))
+        await asyncio.gather(*(self._log_changes(self.case_table, partition, partition_changes)
+                               for partition, partition_changes in changes.items()
+                               if partition_changes))
+
+    def case_stage(self, partition: int) -> Cases:
+        cases = self.cases.get(partition)
+        if cases is None:
+            cases = self.cases[partition] = Cases(self.config.case_timeout_ms,
+                                                  f"drops:{partition}")
+            prefix = f"{partition}/".encode()
+            for key, value in list(self.case_table.data.items()):
+                if key.startswith(prefix) and value is not None:
+                    cases.restore(key[len(prefix):].decode(), orjson.loads(value))
+        return cases
+
+    async def _on_cases_recovered(self) -> None:
+        self._forget_unassigned(self.case_table)
+        self.cases.clear()
 
     # -- stage two ---------------------------------------------------------------------------
     async def _aggregate(self, stream: faust.StreamT) -> None:
@@ -393,8 +512,11 @@ class Worker:
         return board
 
     def _assigned_facts_partitions(self) -> set[int]:
-        facts = self.facts.get_topic_name()
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == facts}
+        return self._assigned_partitions(self.facts)
+
+    def _assigned_partitions(self, topic: faust.TopicT) -> set[int]:
+        name = topic.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
 
     def owned_boards(self) -> Iterable[Board]:
         """Boards of the facts partitions assigned to this worker and recovered."""
@@ -411,7 +533,11 @@ class Worker:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._writing),
                                        self.settings.session_timeout / 2)
+        with contextlib.suppress(Exception):  # the cases' batch in flight, likewise
+            await asyncio.wait_for(self._cases_lock.acquire(), self.settings.session_timeout / 2)
+            self._cases_lock.release()
         self.boards.clear()
+        self.cases.clear()
         self.intake.drop()
         if self.alerting is not None:
             self.alerting.watches.clear()
@@ -458,7 +584,8 @@ class Worker:
         here: the end offset last seen by the consumer less the next offset to read."""
         consumer = self.app.consumer
         read = consumer._read_offset
-        watched = {*self.topic_channels, self.facts.get_topic_name()}
+        watched = {*self.topic_channels, self.facts.get_topic_name(),
+                   self.journeys.get_topic_name()}
         for tp in sorted(self.app.assignor.assigned_actives()):
             if tp.topic not in watched:
                 continue

@@ -16,7 +16,10 @@ Model, per channel (voice, chat, social):
 - a conversation is a lognormal talk time cut by 0..n holds; it ends (`resolved`,
   `wrap_seconds`; the agent goes `acw` then `available`) or is transferred to another queue
   of the same channel, sometimes straight from a hold (the hold then ends there, events.md);
-- some ended contacts get a survey (csat, nps or ces) seconds to minutes later.
+- some ended contacts get a survey (csat, nps or ces) seconds to minutes later;
+- a share of arrivals are recent customers coming back, on any channel (cases: repeats,
+  reopenings, multi-channel cases), drawn from a random stream of their own so that all else
+  is what the seed gives without them.
 
 Simulated time starts at `start` (Unix seconds), which the profile treats as `start_hour`
 o'clock (09:00 by default) so that a run always begins in the working day.
@@ -29,6 +32,7 @@ import itertools
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -97,6 +101,8 @@ class SimConfig:
     break_mean_s: float = 10 * 60
     resolved_probability: float = 0.8
     customers: int = 50_000  # size of the customer base (repeat callers share an id)
+    repeat_probability: float = 0.25  # an arrival is one of the recent customers again
+    recent_customers: int = 200
     max_transfers: int = 2
 
     def scaled(self, factor: float) -> SimConfig:
@@ -155,6 +161,8 @@ class Simulation:
         self.config = config or SimConfig()
         self.now = self.start
         self._rng = random.Random(seed)
+        self._customer_rng = random.Random(f"{seed}/customers")
+        self._recent: deque[str] = deque(maxlen=self.config.recent_customers)
         self._actions: list[tuple[float, int, str, tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self._event_numbers = itertools.count(1)
@@ -323,6 +331,14 @@ class Simulation:
             if self._rng.random() * self._peak_rate < self._profile(t):
                 return t
 
+    def _customer(self) -> str:
+        drawn = f"cust-{self._rng.randrange(self.config.customers):06d}"  # as without repeats
+        rng = self._customer_rng
+        if self._recent and rng.random() < self.config.repeat_probability:
+            drawn = rng.choice(self._recent)
+        self._recent.append(drawn)
+        return drawn
+
     def _pick(self, weights: dict[str, float]) -> str:
         return self._rng.choices(list(weights), weights=list(weights.values()))[0]
 
@@ -332,7 +348,7 @@ class Simulation:
         contact = _Contact(
             contact_id=f"sim{self.seed}-{channel}-{next(self._contact_numbers):07d}",
             channel=channel, queue=self._pick(ch.queues),
-            customer_id=f"cust-{self._rng.randrange(self.config.customers):06d}",
+            customer_id=self._customer(),
             patience_s=self._rng.expovariate(1 / ch.patience_mean_s),
             first_queued_at=self.now)
         self._emit("contact.queued", channel, contact_id=contact.contact_id,
