@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from ccmon.alerts.watch import apply_facts
 from ccmon.stream.cases import ABANDON, END, ENTRY, JourneyFact
 from ccmon.stream.engine import FACTS_PER_EVENT, EngineConfig, Intake, Pipeline, Record
 from ccmon.stream.events import decode
@@ -116,15 +117,23 @@ def story() -> list[tuple[str, bytes]]:
     ]
 
 
-def story_pipeline() -> Pipeline:
-    pipeline = Pipeline(EngineConfig(windows=(("5m", 300_000), ("1h", 3_600_000)),
-                                     case_timeout_ms=R_MS))
+def story_records() -> list[Record]:
+    """The story as input records: one topic partition per channel."""
     offsets = {"voice": 0, "chat": 0}
     records = []
     for channel, line in story():
         records.append(Record(f"cc.{channel}:0", offsets[channel], channel, line))
         offsets[channel] += 1
-    pipeline.feed(records)
+    return records
+
+
+def story_config() -> EngineConfig:
+    return EngineConfig(windows=(("5m", 300_000), ("1h", 3_600_000)), case_timeout_ms=R_MS)
+
+
+def story_pipeline() -> Pipeline:
+    pipeline = Pipeline(story_config())
+    pipeline.feed(story_records())
     pipeline.advance(ms(NOW))
     return pipeline
 
@@ -184,7 +193,7 @@ def test_every_cases_series_of_a_story_worked_out_by_hand():
 
 def test_the_cases_series_survive_the_boards_log():
     board = story_pipeline().board
-    restored = Board((("5m", 300_000), ("1h", 3_600_000)), board.thresholds)
+    restored = Board(story_config().windows, board.thresholds)
     for unit, state in orjson.loads(orjson.dumps(board.take_dirty())).items():
         if state is not None:
             restored.restore(unit, state)
@@ -207,3 +216,16 @@ def test_a_drop_is_at_latest_leave_plus_r_strictly():
 
 def metrics(pipeline: Pipeline, t: float) -> dict:
     return {(name, labels): value for name, labels, value in queue_metrics(pipeline.board, ms(t))}
+
+
+def test_case_facts_through_json_as_the_worker_sends_them():
+    """The worker sends case facts as JSON (a resolution becomes an array, a reopening a
+    boolean) and its boards apply them as read back: the same series as in one process."""
+    pipeline = Pipeline(story_config())
+    journeys: list[JourneyFact] = []
+    facts, _ = pipeline.intake.take(0, story_records(), journeys)
+    for index, journey in enumerate(orjson.loads(orjson.dumps(journeys, default=tuple))):
+        facts += pipeline.cases.apply(JourneyFact(*journey), "journeys:0", index * 8)
+    facts += pipeline.cases.advance(ms(NOW))
+    apply_facts(pipeline.board, orjson.loads(orjson.dumps(facts, default=tuple)))
+    assert case_series(pipeline.board) == EXPECTED
