@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from ccmon.stream.agents import Timelines
-from ccmon.stream.engine import EngineConfig, Pipeline, Record
+from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.queues import Board
 
@@ -133,3 +133,32 @@ def test_timelines_sum_exactly_on_edges():
     assert timelines.seconds(low=2_000, now=3_000)["busy"] == 0  # (2000, 3000]: none
     assert timelines.prune(horizon=2_500)  # keeps the None at 2000: the state at the edge
     assert timelines.changes == {"a": [(2_000, None), (3_000, "acw")]}
+
+
+def test_staffing_reaches_the_series_on_another_partition():
+    """The worker splits facts by (queue, channel): the queue's agents (channel "") and its
+    voice series may sit on different boards. The Erlang C N of billing/voice must count the
+    agents there too, and the agent series be exported once, where the agents are."""
+    lines = [state("a1", 0, "available", ["billing"], 0), state("a2", 0, "busy", ["billing"], 1)]
+    contact = [{"event_id": f"c-{n}", "type": f"contact.{kind}", "ts": ts, "contact_id": "c",
+                **fields} for n, (kind, ts, fields) in enumerate([
+                    ("queued", "2026-11-22T09:01:00Z", {"queue": "billing"}),
+                    ("answered", "2026-11-22T09:01:10Z", {}),
+                    ("ended", "2026-11-22T09:03:10Z", {})])]
+    whole = run(lines)
+    whole.feed(Record("cc.voice:0", n, "voice", orjson.dumps(event))
+               for n, event in enumerate(contact))
+    agents_board, voice_board = (Board(WINDOWS, whole.board.thresholds) for _ in range(2))
+    facts, _ = Intake(whole.config).take(0, [
+        *(Record("cc.agents:0", n, None, orjson.dumps(e)) for n, e in enumerate(lines)),
+        *(Record("cc.voice:0", n, "voice", orjson.dumps(e)) for n, e in enumerate(contact))])
+    for located in facts:
+        board = agents_board if located[1] == "" else voice_board
+        board.apply(located[:6], located[6], located[7])
+    now = MS0 + 300_000
+    split = {**dict(((n, l), v) for n, l, v in queue_metrics(agents_board, now)),
+             **dict(((n, l), v) for n, l, v in queue_metrics(voice_board, now))}
+    assert split == {(n, l): v for n, l, v in queue_metrics(whole.board, now)}
+    assert split[("ccmon_agents_required", ("billing", "voice", "5m"))] >= 1
+    # N = 2 (available and busy): with one contact of 120 s in 5 min, A = 0.4 < N.
+    assert ("ccmon_estimated_wait_seconds", ("billing", "voice", "5m")) in split
