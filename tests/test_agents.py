@@ -156,9 +156,11 @@ def test_staffing_reaches_the_series_on_another_partition():
         board = agents_board if located[1] == "" else voice_board
         board.apply(located[:6], located[6], located[7])
     now = MS0 + 300_000
-    split = {**dict(((n, l), v) for n, l, v in queue_metrics(agents_board, now)),
-             **dict(((n, l), v) for n, l, v in queue_metrics(voice_board, now))}
-    assert split == {(n, l): v for n, l, v in queue_metrics(whole.board, now)}
+    def figures(board: Board) -> dict:
+        return {(name, labels): value for name, labels, value in queue_metrics(board, now)}
+
+    split = {**figures(agents_board), **figures(voice_board)}
+    assert split == figures(whole.board)
     assert split[("ccmon_agents_required", ("billing", "voice", "5m"))] >= 1
     # N = 2 (available and busy): with one contact of 120 s in 5 min, A = 0.4 < N.
     assert ("ccmon_estimated_wait_seconds", ("billing", "voice", "5m")) in split
