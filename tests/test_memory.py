@@ -338,3 +338,14 @@ def test_restore_from_columns_and_from_the_previous_format_is_exact():
     for located in facts:
         copies[0].apply(Fact(*located[:6]), located[6], located[7])
     assert metrics(copies[0], 4000) == metrics(pipeline.board, 4000)
+
+
+def test_a_minute_is_kept_while_its_last_millisecond_still_counts():
+    windows = SlidingWindows(lower_edges((60_000,)), 1, add_code)
+    minute = T0_MS // 60_000
+    last_ms = (minute + 1) * 60_000 - 1
+    windows.add(windows.block(last_ms), last_ms, 1)
+    windows.advance(last_ms + 59_999)  # (last_ms - 1, last_ms + 59 999]: still in
+    assert (windows.expire(), windows.sums) == ([], [[1]])
+    windows.advance(last_ms + 60_000)  # at the window's left edge: out, and so is the minute
+    assert (windows.sums, windows.expire(), windows.blocks) == ([[0]], [minute], {})
