@@ -16,7 +16,9 @@ from deployment import DEADLINE, Deployment
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.kafka import ensure_topics, new_producer
 from ccmon.launch import Samples, total, try_scrape, wait_until
+from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.events import parse_ts
+from ccmon.stream.kpis import CASE_METRICS, QUEUE_METRICS, queue_metrics
 from ccmon.stream.simulate import Simulation
 
 pytestmark = pytest.mark.kafka
@@ -325,3 +327,62 @@ def test_two_workers_export_each_series_once(deployment: Deployment):
     first, second = (latest[w.metrics_url] for w in workers)
     assert first and second
     assert not first.keys() & second.keys()
+
+
+def test_cases_drop_on_the_event_clock_exactly_once_through_a_kill(kafka, tmp_path):
+    """R = 5 min. Twenty customers each abandon one contact within the first 250 s (so no
+    order of arrival among them can matter: nothing is due yet, no entry is R behind the
+    clock); once they are read, one event at 20 min moves the event clock past their drop
+    moments (abandon + 300 s). The worker drops exactly the engine's cases, and after kill -9
+    and a restart none twice."""
+    deployment = Deployment(kafka, tmp_path, case_timeout="5m")
+
+    def line(event_id: str, kind: str, seconds: float, contact: str, **fields) -> bytes:
+        return orjson.dumps({"event_id": event_id, "type": kind, "ts": START + seconds,
+                             "channel": "voice", "contact_id": contact, **fields})
+
+    first = [item for n in range(20) for item in (
+        line(f"q{n}", "contact.queued", n * 10, f"c{n}", queue="billing", customer_id=f"k{n}"),
+        line(f"x{n}", "contact.abandoned", n * 10 + 5, f"c{n}"))]
+    late = [line("late", "contact.queued", 1200, "c-late", queue="sales", customer_id="k-late")]
+    pipeline = Pipeline(EngineConfig.from_settings(deployment.settings))
+    pipeline.feed(Record("file:0", offset, "voice", value)
+                  for offset, value in enumerate(first + late))
+    now = pipeline.intake.latest_ts
+    pipeline.advance(now)
+    wanted = {(name, frozenset(zip(spec_labels(name), labels, strict=True))): float(value)
+              for name, labels, value in queue_metrics(pipeline.board, now)
+              if name in CASE_METRICS}
+    # 20 drops, in billing/voice, at 305..495 s: in the 15m and 1h windows, not in 5m.
+    billing = {"queue": "billing", "channel": "voice"}
+    assert wanted[("ccmon_dropped_cases", frozenset({**billing, "window": "1h"}.items()))] == 20
+    assert wanted[("ccmon_dropped_cases", frozenset({**billing, "window": "5m"}.items()))] == 0
+
+    def cases(url: str) -> Samples:
+        return {key: value for key, value in (try_scrape(url) or {}).items()
+                if key[0] in CASE_METRICS}
+
+    try:
+        worker = deployment.start_worker()
+        deployment.send(first)
+        # All read before the late event: with clock = event the cases' clock is the latest
+        # event seen, so an input partition read after it would find its cases dropped.
+        opened = ("ccmon_opened_cases", frozenset({**billing, "window": "1h"}.items()))
+        wait_until(lambda: cases(worker.metrics_url).get(opened) == 20, DEADLINE,
+                   "the twenty cases opened")
+        deployment.send(late)
+        wait_until(lambda: cases(worker.metrics_url) == wanted, DEADLINE, "the engine's cases")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        worker = deployment.start_worker()
+        wait_until(lambda: cases(worker.metrics_url) == wanted, DEADLINE,
+                   "the same cases after a restart")
+    except TimeoutError:
+        pytest.fail(f"{describe_difference(cases(worker.metrics_url), wanted)}\n"
+                    f"{deployment.log_tail()}")
+    finally:
+        deployment.stop_all()
+
+
+def spec_labels(name: str) -> tuple[str, ...]:
+    return next(spec.labels for spec in QUEUE_METRICS if spec.name == name)
