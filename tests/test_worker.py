@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 
 import orjson
 import pytest
@@ -386,3 +387,36 @@ def test_cases_drop_on_the_event_clock_exactly_once_through_a_kill(kafka, tmp_pa
 
 def spec_labels(name: str) -> tuple[str, ...]:
     return next(spec.labels for spec in QUEUE_METRICS if spec.name == name)
+
+
+def test_cases_drop_on_the_wall_clock(kafka, tmp_path):
+    """clock = wall, R = 30 s: cases whose contacts left a minute ago are dropped by the
+    worker's own second ticks: no event is later than their drop moments."""
+    deployment = Deployment(kafka, tmp_path, clock="wall", case_timeout="30s")
+    now = time.time()
+
+    def line(event_id: str, kind: str, ago: float, contact: str, **fields) -> bytes:
+        return orjson.dumps({"event_id": event_id, "type": kind, "ts": now - ago,
+                             "channel": "voice", "contact_id": contact, **fields})
+
+    lines = [item for n in range(5) for item in (
+        line(f"q{n}", "contact.queued", 90 - n, f"c{n}", queue="billing", customer_id=f"k{n}"),
+        line(f"x{n}", "contact.abandoned", 70 - n, f"c{n}"))]
+    billing = {"queue": "billing", "channel": "voice"}
+    # Left 66..70 s ago: dropped 36..40 s ago (+ R), inside the 5m window; none open.
+    wanted = {("ccmon_dropped_cases", frozenset({**billing, "window": "5m"}.items())): 5.0,
+              ("ccmon_opened_cases", frozenset({**billing, "window": "5m"}.items())): 5.0,
+              ("ccmon_open_cases", frozenset(billing.items())): 0.0}
+
+    def figures() -> Samples:
+        scraped = try_scrape(worker.metrics_url) or {}
+        return {key: scraped.get(key) for key in wanted}
+
+    try:
+        worker = deployment.start_worker()
+        deployment.send(lines)
+        wait_until(lambda: figures() == wanted, DEADLINE, "the cases dropped on the wall clock")
+    except TimeoutError:
+        pytest.fail(f"{figures()} != {wanted}\n{deployment.log_tail()}")
+    finally:
+        deployment.stop_all()
