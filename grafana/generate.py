@@ -204,6 +204,32 @@ def wallboard() -> dict:
               steps((RED, None), (AMBER, 1), (GREEN, 3)),
               "Agents serving this queue whose latest state is available (coloured), and busy.",
               plain=("busy",)), 4, 6),
+        (stat("First-contact resolution · $window",
+              [(f"ccmon_first_contact_resolution_ratio{{{WINDOWED}}}", by_channel)],
+              "percentunit", steps((RED, None), (AMBER, 0.6), (GREEN, 0.75)),
+              "Of the customers' cases resolved in the window, those resolved by their first "
+              "contact. No data: no case was resolved in it.", decimals=0), 4, 6),
+        (stat("Occupancy · $window", [(f'ccmon_occupancy_ratio{{{QUEUE}, window="$window"}}',
+                                       "occupancy")], "percentunit",
+              steps((GREEN, None), (AMBER, 0.85), (RED, 0.95)),
+              "Share of the agents' staffed time (available, busy, acw) spent busy or in acw "
+              "over the window. No data: no agent was staffed in it.", decimals=0), 4, 6),
+        (stat("Estimated wait · $window", [
+            # Absent by contract when N <= A: shown as infinite, which is what it means.
+            (f"ccmon_estimated_wait_seconds{{{WINDOWED}}} or "
+             f"(ccmon_offered_load_erlangs{{{WINDOWED}}} * 0 + Inf)", by_channel)], "s",
+              steps((GREEN, None), (AMBER, 20), (RED, 40)),
+              "Erlang C: the mean wait a new contact can expect with the agents staffed now "
+              "and the window's arrivals and handle time. Infinite: no more agents than the "
+              "offered load, the queue grows. No data: nothing offered or handled in the "
+              "window."), 4, 6),
+        (stat("Agents required · $window", [
+            (f"ccmon_agents_required{{{WINDOWED}}}", by_channel),
+            (f'sum(ccmon_agents{{{QUEUE}, state=~"available|busy|acw"}})', "staffed now")],
+              "none", steps((BLUE, None)),
+              "Erlang C: the fewest agents that would reach the service-level target for the "
+              "window's arrivals and handle time, per channel; and the agents staffed now "
+              "(available, busy or acw) for comparison.", plain=("staffed now",)), 4, 6),
     ]
     age = stat("Data age", [('time() - ccmon:last_event_timestamp_seconds:max'
                              '{channel=~"$channel"}', by_channel)], "s",
@@ -285,6 +311,77 @@ def queue_trends() -> dict:
                 (f"sum by (state) (ccmon_agents{{{QUEUE}}})", "{{state}}"),
             ], "none", "Agents serving the selected queues, by their latest state (an agent "
                        "serving two queues counts in both).", stacked=True), 12, 9),
+        ]),
+        (row("Service level as platforms define it · $window window"), [
+            (timeseries("Service level definitions", [
+                (f"sum(ccmon_answered_within_threshold_contacts{{{WINDOWED}}}) / "
+                 f"(sum(ccmon_answered_contacts{{{WINDOWED}}}) + "
+                 f"sum(ccmon_abandoned_contacts{{{WINDOWED}}}) - "
+                 f"sum(ccmon_short_abandoned_contacts{{{WINDOWED}}}))", "ccmon (contract)"),
+                (f"sum(ccmon_answered_within_threshold_contacts{{{WINDOWED}}}) / "
+                 f"sum(ccmon_answered_contacts{{{WINDOWED}}})", "Asterisk SL"),
+                (f"(sum(ccmon_answered_within_threshold_contacts{{{WINDOWED}}}) + "
+                 f"sum(ccmon_abandoned_within_threshold_contacts{{{WINDOWED}}})) / "
+                 f"(sum(ccmon_answered_contacts{{{WINDOWED}}}) + "
+                 f"sum(ccmon_abandoned_contacts{{{WINDOWED}}}))", "Asterisk SL2"),
+                (f"(sum(ccmon_answered_within_threshold_contacts{{{WINDOWED}}}) + "
+                 f"sum(ccmon_abandoned_within_threshold_contacts{{{WINDOWED}}})) / "
+                 f"sum(ccmon_offered_contacts{{{WINDOWED}}})", "Amazon Connect"),
+                (f"sum(ccmon_answered_within_threshold_contacts{{{WINDOWED}}}) / "
+                 f"(sum(ccmon_answered_contacts{{{WINDOWED}}}) + "
+                 f"sum(ccmon_abandoned_contacts{{{WINDOWED}}}))", "Genesys Cloud"),
+            ], "percentunit", "The same counts read as each platform defines service level "
+                              "(README, Reading the metrics), the selected queues and channels "
+                              "together.", thresholds=percent), 24, 9),
+        ]),
+        (row("Distributions · $window window"), [
+            (timeseries("Answer wait quantiles", [
+                (f"ccmon_answer_wait_seconds{{{WINDOWED}}}", "p{{quantile}} · " + series)],
+                "s", "Nearest-rank 50th, 90th and 95th percentiles of the waits of the "
+                     "answered."), 8, 9),
+            (timeseries("Abandon wait quantiles", [
+                (f"ccmon_abandon_wait_seconds{{{WINDOWED}}}", "p{{quantile}} · " + series)],
+                "s", "Percentiles of how long the abandoned waited, short abandons "
+                     "included."), 8, 9),
+            (timeseries("Handle time quantiles", [
+                (f"ccmon_handle_seconds{{{WINDOWED}}}", "p{{quantile}} · " + series)],
+                "s", "Percentiles of the handle times of the conversation segments that "
+                     "closed."), 8, 9),
+        ]),
+        (row("Staffing · $window window"), [
+            (timeseries("Agents required and staffed", [
+                (f"ccmon_agents_required{{{WINDOWED}}}", "required · " + series),
+                (f'sum by (queue) (ccmon_agents{{{QUEUE}, state=~"available|busy|acw"}})',
+                 "staffed · {{queue}}"),
+            ], "none", "Erlang C: the fewest agents reaching the service-level target for "
+                       "the window's load, against the agents staffed now."), 8, 9),
+            (timeseries("Offered load", [
+                (f"ccmon_offered_load_erlangs{{{WINDOWED}}}", series)], "none",
+                "Erlangs: arrivals per second over the window x mean handle time."), 8, 9),
+            (timeseries("Agents' time by state", [
+                (f'sum by (state) (ccmon_agent_state_seconds{{{QUEUE}, window="$window"}})',
+                 "{{state}}")], "s", "Agent-seconds spent in each state over the window by "
+                                     "the agents serving the selected queues.",
+                        stacked=True), 8, 9),
+        ]),
+        (row("Customers' cases · $window window"), [
+            (timeseries("Cases", [
+                (f"sum(ccmon_opened_cases{{{WINDOWED}}})", "opened"),
+                (f"sum(ccmon_reopened_cases{{{WINDOWED}}})", "reopened"),
+                (f"sum(ccmon_repeat_contacts{{{WINDOWED}}})", "repeat contacts"),
+                (f"sum(ccmon_resolved_cases{{{WINDOWED}}})", "resolved"),
+                (f"sum(ccmon_dropped_cases{{{WINDOWED}}})", "dropped"),
+            ], "none", "Cases of customers with a customer id over the window: opened (reopened "
+                       "among them), contacts that joined an open case, resolved, dropped "
+                       "(no contact for the case timeout)."), 8, 9),
+            (timeseries("Resolution", [
+                (f"ccmon_first_contact_resolution_ratio{{{WINDOWED}}}", "FCR · " + series),
+                (f"ccmon_multichannel_case_ratio{{{WINDOWED}}}", "multichannel · " + series),
+            ], "percentunit", "Of the cases resolved in the window: resolved by their first "
+                              "contact, and those whose contacts used two channels or more."),
+             8, 9),
+            (timeseries("Open cases", [(f"ccmon_open_cases{{{QUEUE_CHANNEL}}}", series)],
+                        "none", "Cases open now, where their latest contact entered."), 8, 9),
         ]),
         (row("Surveys · $window window"), [
             (timeseries("CSAT", [(f"ccmon_csat_ratio{{{WINDOWED}}}", series)], "percentunit",

@@ -8,6 +8,7 @@ default selection (repeated rows and panels once per value), must return data at
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import threading
@@ -32,7 +33,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.launch import Samples, try_scrape, wait_until
-from ccmon.stream.kpis import QUEUE_METRICS
+from ccmon.stream.events import AGENT_STATES
+from ccmon.stream.kpis import QUANTILES, QUEUE_METRICS
 from ccmon.stream.simulate import SimConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,16 +322,27 @@ def traffic() -> list[bytes]:
 
 
 def assert_every_window_has_every_series(figures: Samples) -> None:
-    """The traffic is what this test needs: every windowed series of every queue exists."""
+    """The traffic is what this test needs: every windowed series of every queue exists
+    (each quantile, each agent state). Not `ccmon_estimated_wait_seconds`: absent by contract
+    wherever the agents staffed are no more than the offered load."""
     labels = [dict(labels) for _, labels in figures]
     queues = sorted({(series["queue"], series["channel"]) for series in labels
                      if "channel" in series})
     windows = sorted({series["window"] for series in labels if "window" in series})
-    missing = [f'{spec.name}{{queue="{queue}", channel="{channel}", window="{window}"}}'
-               for spec in QUEUE_METRICS if "window" in spec.labels
-               for queue, channel in queues for window in windows
-               if (spec.name, frozenset({"queue": queue, "channel": channel,
-                                         "window": window}.items())) not in figures]
+    extra = {"quantile": QUANTILES, "state": AGENT_STATES}
+    wanted = []
+    for spec in QUEUE_METRICS:
+        if "window" not in spec.labels or spec.name == "ccmon_estimated_wait_seconds":
+            continue
+        places = queues if "channel" in spec.labels else sorted({(q, None) for q, _ in queues})
+        for (queue, channel), window in itertools.product(places, windows):
+            base = {"queue": queue, "window": window, **({"channel": channel} if channel
+                                                         else {})}
+            more = [name for name in spec.labels if name not in base]
+            for values in itertools.product(*(extra[name] for name in more)):
+                wanted.append((spec.name, frozenset({**base, **dict(zip(more, values,
+                                                                        strict=True))}.items())))
+    missing = [f"{name}{dict(labels)}" for name, labels in wanted if (name, labels) not in figures]
     assert not missing, f"the traffic leaves these series absent: {missing[:10]}"
 
 
