@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 log = logging.getLogger("ccmon.worker")
 
-READ_BACK_SECONDS = 30.0
+READ_BACK_SECONDS = 10.0
 
 # The contacts-table unit holding a partition's last acknowledged dead-letter offset (never a
 # contact's, an agent's or a read mark's key).

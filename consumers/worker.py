@@ -58,7 +58,12 @@ from ccmon.stream.engine import (
 from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .alerting import Alerting
-from .deadletters import DEAD_LETTER_MARK, dead_letter_partition, written_since
+from .deadletters import (
+    DEAD_LETTER_MARK,
+    READ_BACK_SECONDS,
+    dead_letter_partition,
+    written_since,
+)
 from .fastpath import NOT_HANDLED, BatchApp
 
 log = logging.getLogger("ccmon.worker")
@@ -551,7 +556,13 @@ class Worker:
         topic = self.settings.deadletter_topic
         if self._dead_letter_partitions is None:  # the topic's own count: it may differ
             producer = self.app.producer._ensure_producer()
-            self._dead_letter_partitions = len(await producer.partitions_for(topic))
+            try:  # bounded: the producer's own wait is its request timeout (20 min in Faust)
+                self._dead_letter_partitions = len(await asyncio.wait_for(
+                    producer.partitions_for(topic), READ_BACK_SECONDS))
+            except Exception as exc:  # any failure: the configured count
+                log.warning("could not read the partitions of %s (%s); using %d", topic,
+                            exc or type(exc).__name__, self.partitions)
+                self._dead_letter_partitions = self.partitions
 
         async def read_back(partition: int) -> None:
             mark = self.contacts.data.get(_partition_key(partition, DEAD_LETTER_MARK))
