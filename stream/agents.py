@@ -24,14 +24,18 @@ class Timelines:
     def __init__(self) -> None:
         self.changes: dict[str, list[Change]] = {}  # agent -> changes sorted by ts
 
-    def record(self, agent: str, ts: int, state: str | None) -> str | None:
-        """Put a change in its place; the agent's state at its latest change."""
+    def record(self, agent: str, ts: int, state: str | None) -> None:
+        """Put a change in its place."""
         changes = self.changes.setdefault(agent, [])
         if not changes or ts >= changes[-1][0]:
             changes.append((ts, state))
         else:  # late: after every change of the same ts, which arrived before it
             changes.insert(bisect_right(changes, ts, key=_ts), (ts, state))
-        return changes[-1][1]
+
+    def latest(self) -> dict[str, str]:
+        """Each agent's state at its latest change by ts, for the agents still in the queue."""
+        return {agent: changes[-1][1] for agent, changes in self.changes.items()
+                if changes[-1][1] is not None}
 
     def seconds(self, low: int, now: int) -> dict[str, float]:
         """Agent-seconds per state (all five) in `(low, now]`."""

@@ -230,7 +230,6 @@ class Board:
         self.window_edges = lower_edges(self.window_widths, timezone)  # shared by every series
         self.thresholds = thresholds
         self.queues: dict[tuple[str, str], QueueStats] = {}
-        self.agents: dict[str, dict[str, str]] = {}  # queue -> agent -> state
         self.timelines: dict[str, Timelines] = {}  # queue -> its agents' states over time
         # queue -> agent -> (ts, state) of its latest STAFF fact: the Erlang C staffing N
         self.staff: dict[str, dict[str, list]] = {}
@@ -315,14 +314,7 @@ class Board:
                 timelines = self.timelines.get(queue)
                 if timelines is None:
                     timelines = self.timelines[queue] = Timelines()
-                # The roster holds each agent's state at its latest change by ts (a late
-                # fact goes into the timeline only).
-                latest = timelines.record(contact, ts, value)
-                roster = self.agents.setdefault(queue, {})
-                if latest is None:
-                    roster.pop(contact, None)
-                else:
-                    roster[contact] = latest
+                timelines.record(contact, ts, value)
             return
         stats = self.stats(queue, channel)
         if kind == OPEN_CASES:  # a live gauge: whatever its ts
@@ -394,7 +386,7 @@ class Board:
             return {"marks": marks, "staff": self.staff.get(names[0], {})}
         if kind == "A":
             timelines = self.timelines.get(names[0])
-            return {"marks": marks, "agents": self.agents.get(names[0], {}),
+            return {"marks": marks,
                     "timelines": timelines.to_json() if timelines is not None else {}}
         stats = self.queues.get((names[0], names[1]))
         return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking,
@@ -432,9 +424,11 @@ class Board:
                                     in state["staff"].items()}
             return
         if kind == "A":
-            self.agents[names[0]] = dict(state["agents"])
-            # Logged before time in state existed: the agents' time counts from here on.
-            self.timelines[names[0]] = Timelines.from_json(state.get("timelines", {}))
+            if "timelines" in state:
+                self.timelines[names[0]] = Timelines.from_json(state["timelines"])
+            else:  # logged before 1.1: only the latest states, as if held since ever
+                self.timelines[names[0]] = Timelines.from_json(
+                    {agent: [[0, agent_state]] for agent, agent_state in state["agents"].items()})
             return
         stats = self.stats(names[0], names[1])
         stats.waiting.update(state["waiting"])
@@ -470,9 +464,9 @@ class Board:
 
     def agent_counts(self) -> Iterator[tuple[str, str, int]]:
         """(queue, state, agents) for every queue and all five states."""
-        for queue, roster in self.agents.items():
+        for queue, timelines in self.timelines.items():
             counts = dict.fromkeys(AGENT_STATES, 0)
-            for state in roster.values():
+            for state in timelines.latest().values():
                 counts[state] += 1
             for state in AGENT_STATES:
                 yield queue, state, counts[state]

@@ -164,3 +164,14 @@ def test_staffing_reaches_the_series_on_another_partition():
     assert split[("ccmon_agents_required", ("billing", "voice", "5m"))] >= 1
     # N = 2 (available and busy): with one contact of 120 s in 5 min, A = 0.4 < N.
     assert ("ccmon_estimated_wait_seconds", ("billing", "voice", "5m")) in split
+
+
+def test_an_agents_unit_logged_before_timelines_restores_the_latest_states():
+    board = Board(WINDOWS, EngineConfig().thresholds)
+    board.restore(Board.agents_unit("billing"),
+                  {"marks": {"cc.agents:0": 4096}, "agents": {"a1": "busy", "a2": "away"}})
+    figures = agent_time(board, 60)
+    assert figures[("ccmon_agents", ("billing", "busy"))] == 1
+    assert figures[("ccmon_agents", ("billing", "away"))] == 1
+    # Held "since ever": the whole 5m window, as the old state cannot say when it began.
+    assert figures[("ccmon_agent_state_seconds", ("billing", "5m", "busy"))] == 300
