@@ -93,7 +93,8 @@ class Demo:
             seed = self.args.seed if self.args.seed is not None else int(time.time()) % 100_000
             metrics_url = f"http://{self.settings.bind}:{self.settings.metrics_port}/metrics"
             self._start("worker", ["worker", "--with-gateway"], values)
-            traffic = ["simulate", "--seed", str(seed), "--scale", str(self.args.scale)]
+            traffic = ["simulate", "--seed", str(seed), "--scale", str(self.args.scale),
+                       "--opening-incident"]
             self._start("simulator", traffic,
                         {name: values[name] for name in ("brokers", "topic_prefix", "partitions")
                          if name in values})
@@ -156,8 +157,9 @@ class Demo:
               f"  metrics      {metrics_url}\n"
               f"  rules        {rules}; alerts {store}\n"
               f"  broker       {bootstrap} ({broker})\n"
-              f"  traffic      ccmon simulate --seed {seed} --scale {self.args.scale:g}: voice, "
-              f"chat and social on the wall clock\n"
+              f"  traffic      ccmon simulate --seed {seed} --scale {self.args.scale:g} "
+              f"--opening-incident: voice, chat and social on the wall clock; first, billing's "
+              f"voice agents go into a 30 s huddle during a surge of calls\n"
               f"  logs         {self.log_dir}\n"
               f"Ctrl-C stops everything.", flush=True)
 

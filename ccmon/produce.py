@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from aiokafka.errors import KafkaError
 from ccmon import settings as settings_module
 from ccmon.kafka import ensure_topics, new_producer, say, wait_for_brokers
 from ccmon.settings import CHANNELS, Settings, SettingsError
-from ccmon.stream.simulate import SimConfig, Simulation
+from ccmon.stream.simulate import OPENING_INCIDENT, SimConfig, Simulation
 
 SETTINGS_USED = ("brokers", "topic_prefix", "partitions")
 CHUNK = 2000  # messages in flight before we await their acks
@@ -120,20 +121,24 @@ def _stopped(stop_event: asyncio.Event | None) -> bool:
 
 # -- simulate ------------------------------------------------------------------------------------
 
+def _simulation(seed: int, start: float | None, scale: float, incident: bool) -> Simulation:
+    config = replace(SimConfig().scaled(scale), incident=OPENING_INCIDENT if incident else None)
+    return Simulation(seed, start=time.time() if start is None else start, config=config)
+
+
 async def simulate(settings: Settings, *, seed: int = 1, speed: float = 1.0, scale: float = 1.0,
                    duration: float | None = None, start: float | None = None,
-                   stop_event: asyncio.Event | None = None) -> int:
+                   incident: bool = False, stop_event: asyncio.Event | None = None) -> int:
     """Send simulated traffic, paced by the clock; return the number of events sent.
 
     Simulated time starts at `start` (default: now) and runs `speed` times faster than the
     wall clock: at speed 1 every event's ts is the moment it is sent. `scale` multiplies the
-    centre's size (arrivals and staff). Stops after `duration` simulated seconds or on
-    `stop_event`.
+    centre's size (arrivals and staff); `incident` opens with `OPENING_INCIDENT`. Stops after
+    `duration` simulated seconds or on `stop_event`.
     """
     producer = await _connect(settings)
     wall_start = time.time()
-    sim = Simulation(seed, start=wall_start if start is None else start,
-                     config=SimConfig().scaled(scale))
+    sim = _simulation(seed, wall_start if start is None else start, scale, incident)
     end = None if duration is None else sim.start + duration
     sent = 0
     try:
@@ -155,11 +160,10 @@ async def simulate(settings: Settings, *, seed: int = 1, speed: float = 1.0, sca
 
 
 def dump(*, seed: int, count: int, scale: float = 1.0, start: float | None = None,
-         out: Any = None) -> None:
+         incident: bool = False, out: Any = None) -> None:
     """Write the first `count` simulated events as JSON lines (a replay file), no Kafka."""
     out = out or sys.stdout.buffer
-    sim = Simulation(seed, start=time.time() if start is None else start,
-                     config=SimConfig().scaled(scale))
+    sim = _simulation(seed, start, scale, incident)
     written = 0
     while written < count:
         for event in sim.events_until(sim.now + 3600)[:count - written]:
@@ -282,6 +286,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this much simulated time, e.g. 1h (default: never)")
     parser.add_argument("--start", type=_time, default=None,
                         help="simulated start time, RFC 3339 or Unix seconds (default: now)")
+    parser.add_argument("--opening-incident", action="store_true",
+                        help="open with an incident: a surge on voice billing while its agents "
+                             "are in a huddle, for about 30 s (what `ccmon demo` shows first)")
     parser.add_argument("--dump", type=int, default=None, metavar="N",
                         help="write the first N events as JSON lines to stdout instead of "
                              "sending them (a file for `ccmon replay`)")
@@ -338,7 +345,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Entry point of `ccmon simulate`; returns the exit code."""
     if args.dump is not None:
         with contextlib.suppress(BrokenPipeError):
-            dump(seed=args.seed, count=args.dump, scale=args.scale, start=args.start)
+            dump(seed=args.seed, count=args.dump, scale=args.scale, start=args.start,
+                 incident=args.opening_incident)
         return 0
     settings = _settings(args)
     if settings is None:
@@ -347,7 +355,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         f"scale {args.scale:g}); Ctrl-C stops")
     return _run(lambda stop: simulate(
         settings, seed=args.seed, speed=args.speed, scale=args.scale, duration=args.duration,
-        start=args.start, stop_event=stop))
+        start=args.start, incident=args.opening_incident, stop_event=stop))
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -19,7 +19,10 @@ Model, per channel (voice, chat, social):
 - some ended contacts get a survey (csat, nps or ces) seconds to minutes later;
 - a share of arrivals are recent customers coming back, on any channel (cases: repeats,
   reopenings, multi-channel cases), drawn from a random stream of their own so that all else
-  is what the seed gives without them.
+  is what the seed gives without them;
+- optionally an incident (`Incident`, what `ccmon demo` opens with): for a while one queue
+  gets a surge of impatient callers while the agents skilled for it are in a huddle (`away`),
+  so the queue builds up, callers abandon, and it drains when the huddle ends.
 
 Simulated time starts at `start` (Unix seconds), which the profile treats as `start_hour`
 o'clock (09:00 by default) so that a run always begins in the working day.
@@ -92,6 +95,26 @@ def default_channels() -> dict[str, ChannelConfig]:
 
 
 @dataclass(frozen=True)
+class Incident:
+    """A surge on one queue while its agents are away: a queue that builds up and drains."""
+
+    channel: str
+    queue: str
+    start_s: float  # after the simulation's start
+    surge_s: float  # how long the surge lasts
+    huddle_s: float  # how long the agents are away: longer, so the queue drains by abandons too
+    surge_per_s: float  # extra arrivals per second, on top of the usual ones
+    patience_mean_s: float  # of the surge's callers: a surge's queue drains by abandons too
+
+
+# What `ccmon demo` opens with: voice billing builds up from its first seconds (the example
+# rule `queue-building` fires within half a minute) and drains after 35 s, so a supervisor
+# sees a queue grow, an alert fire and resolve, and agents change state in the first minute.
+OPENING_INCIDENT = Incident(channel="voice", queue="billing", start_s=2.0, surge_s=20.0,
+                            huddle_s=30.0, surge_per_s=1.2, patience_mean_s=10.0)
+
+
+@dataclass(frozen=True)
 class SimConfig:
     channels: dict[str, ChannelConfig] = field(default_factory=default_channels)
     profile: tuple[float, ...] = BANK_1999_PROFILE  # 24 hourly rate factors, peak 1
@@ -104,6 +127,7 @@ class SimConfig:
     repeat_probability: float = 0.25  # an arrival is one of the recent customers again
     recent_customers: int = 200
     max_transfers: int = 2
+    incident: Incident | None = None
 
     def scaled(self, factor: float) -> SimConfig:
         """The same centre `factor` times bigger: more arrivals and proportionally more staff."""
@@ -134,6 +158,8 @@ class _Agent:
     idle_since: float = 0.0
     on_shift: bool = False
     break_due: bool = False
+    huddle_due: bool = False  # joins the incident's huddle once free
+    in_huddle: bool = False
     contact: _Contact | None = None
 
 
@@ -177,6 +203,11 @@ class Simulation:
             self._hire(channel, ch)
             self._schedule(self._next_arrival_time(self.start, ch), "arrival", channel)
         self._open()
+        if (incident := self.config.incident) is not None:
+            # Its own random stream: before and around it, the seed gives what it gives without.
+            self._incident_rng = random.Random(f"{seed}/incident")
+            self._schedule(self.start + incident.start_s, "incident_start")
+            self._schedule(self.start + incident.start_s + incident.huddle_s, "incident_end")
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -289,7 +320,7 @@ class Simulation:
                        "break_end", agent)
 
     def _on_break_end(self, agent: _Agent) -> None:
-        if agent.state == "away":
+        if agent.state == "away" and not agent.in_huddle:
             self._become_free(agent)
 
     def _emit_state(self, agent: _Agent, state: str) -> None:
@@ -304,6 +335,9 @@ class Simulation:
         agent.contact = None
         if not agent.on_shift:
             self._emit_state(agent, "offline")
+        elif agent.huddle_due:
+            agent.huddle_due, agent.in_huddle = False, True
+            self._emit_state(agent, "away")
         elif agent.break_due:
             self._take_break(agent)
         elif (contact := self._longest_waiting(agent)) is not None:
@@ -319,6 +353,47 @@ class Simulation:
         idle = [a for a in self._agents if a.channel == channel and a.state == "available"
                 and queue in a.skills]
         return min(idle, key=lambda a: a.idle_since) if idle else None
+
+    # -- the incident ----------------------------------------------------------------------------
+
+    def _on_incident_start(self) -> None:
+        incident = self.config.incident
+        assert incident is not None
+        for agent in self._agents:
+            if agent.channel == incident.channel and incident.queue in agent.skills \
+                    and agent.on_shift:
+                if agent.state == "available":
+                    agent.in_huddle = True
+                    self._emit_state(agent, "away")
+                elif agent.state != "away":
+                    agent.huddle_due = True  # after the contact in hand
+        self._schedule(self.now + self._incident_rng.expovariate(incident.surge_per_s),
+                       "surge_arrival")
+
+    def _on_surge_arrival(self) -> None:
+        incident = self.config.incident
+        assert incident is not None
+        if self.now >= self.start + incident.start_s + incident.surge_s:
+            return
+        rng = self._incident_rng
+        self._schedule(self.now + rng.expovariate(incident.surge_per_s), "surge_arrival")
+        contact = _Contact(
+            contact_id=f"sim{self.seed}-{incident.channel}-{next(self._contact_numbers):07d}",
+            channel=incident.channel, queue=incident.queue,
+            customer_id=f"cust-{rng.randrange(self.config.customers):06d}",
+            patience_s=rng.expovariate(1 / incident.patience_mean_s),
+            first_queued_at=self.now)
+        self._emit("contact.queued", contact.channel, contact_id=contact.contact_id,
+                   queue=contact.queue, customer_id=contact.customer_id)
+        self._enqueue(contact)
+
+    def _on_incident_end(self) -> None:
+        for agent in self._agents:
+            agent.huddle_due = False
+            if agent.in_huddle:
+                agent.in_huddle = False
+                if agent.state == "away":
+                    self._become_free(agent)
 
     # -- contacts --------------------------------------------------------------------------------
 

@@ -45,20 +45,32 @@ def text_of(path: Path) -> str:
     return path.read_text(errors="replace")
 
 
-async def supervisor(url: str, token: str) -> tuple[dict, dict]:
+async def supervisor(url: str, token: str) -> tuple[dict, dict, list[dict]]:
     """Sign in to the demo's gateway as the page does: the snapshot, then tiles of every
-    queue (a queue has one once a contact came)."""
-    async with connect(url) as connection:
+    queue (a queue has one once a contact came), and the opening incident's alert on voice
+    billing (`OPENING_INCIDENT`) until it resolves."""
+    async with asyncio.timeout(DEADLINE):
+        while True:  # the gateway listens once the worker process is up
+            try:
+                connection = await connect(url)
+                break
+            except OSError:
+                await asyncio.sleep(0.2)  # retry pace, not synchronisation
+    async with connection:
         await connection.send(json.dumps({"type": "auth", "token": token}))
         hello = json.loads(await asyncio.wait_for(connection.recv(), DEADLINE))
+        building = [alert for alert in hello["alerts"] if alert["rule"] == "queue-building"]
         await connection.send(json.dumps({"type": "subscribe", "kpis": True}))
+        kpis: dict = {}
         async with asyncio.timeout(DEADLINE):
-            while True:
+            while not (kpis and building and building[-1]["status"] == "resolved"):
                 message = json.loads(await connection.recv())
                 if message["type"] == "kpis" and {
                         tile["queue"] for tile in message["tiles"]} >= DEMO_QUEUES:
-                    break
-    return hello, message
+                    kpis = message
+                elif message["type"] == "alert" and message["rule"] == "queue-building":
+                    building.append(message)
+    return hello, kpis, building
 
 
 def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
@@ -79,10 +91,18 @@ def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
             return total(samples, "ccmon_events_total") > 0 and queues >= DEMO_QUEUES and \
                 total(samples, "ccmon_offered_contacts") > 0
 
-        wait_until(moving, DEADLINE, "the demo's metrics to show traffic on every queue")
+        # Signed in before the worker evaluates anything: the opening incident's alert is seen
+        # live from its start.
+        wait_until(lambda: "sign in with token " in text_of(output), DEADLINE, "the banner")
         token = text_of(output).split("sign in with token ")[1].split(")")[0]
-        hello, kpis = asyncio.run(supervisor(f"ws://127.0.0.1:{ws_port}/ws", token))
+        hello, kpis, building = asyncio.run(supervisor(f"ws://127.0.0.1:{ws_port}/ws", token))
+        wait_until(moving, DEADLINE, "the demo's metrics to show traffic on every queue")
         assert hello["type"] == "snapshot" and hello["queues"] == ["*"]
+        # Voice billing built up: its alert fired (seen live or in the snapshot) and resolved.
+        assert [(alert["status"], alert["labels"]) for alert in building] == [
+            ("firing", {"queue": "billing", "channel": "voice"}),
+            ("resolved", {"queue": "billing", "channel": "voice"})]
+        assert building[0]["value"] >= 4 and building[0]["id"] == building[1]["id"]
         # Tiles of the queues the worker exports, each with a count of contacts waiting.
         series = {(dict(labels)["queue"], dict(labels)["channel"])
                   for name, labels in try_scrape(url) or {}
