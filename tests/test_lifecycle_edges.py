@@ -1,0 +1,96 @@
+"""The lifecycle of events.md (holds, transfers while waiting and while talking, abandons)
+counted as metrics.md says, worked out by hand, at any epoch: the same contacts at the very
+start of 1970 and in 2026 give the same figures (a span is `end - start`, whatever the two
+times are). Also the contact retention's default of one day (README, CCMON_CONTACT_RETENTION)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ccmon.stream.engine import Pipeline, Record
+from ccmon.stream.events import BadEvent, decode
+from ccmon.stream.kpis import queue_metrics
+from ccmon.stream.lifecycle import DUPLICATE, Ledger
+
+
+def steps(base: int) -> list[dict]:
+    """Two voice contacts, times in epoch seconds after `base`."""
+    lines = [
+        # c1: billing, waits 1 -> 3 (2 s), holds 4 -> 9 (5 s) and 10 -> 25, transferred to
+        # sales at 25 with the hold open (closes there: 15 s; the segment 3 -> 25: 22 s);
+        # waits in sales 25 -> 60 (35 s), ends at 130 with 2 s of wrap (70 + 2 = 72 s).
+        ("c1", "contact.queued", 1, {"queue": "billing"}),
+        ("c1", "contact.answered", 3, {"agent_id": "a1"}),
+        ("c1", "contact.hold_started", 4, {}), ("c1", "contact.hold_ended", 9, {}),
+        ("c1", "contact.hold_started", 10, {}),
+        ("c1", "contact.transferred", 25, {"to_queue": "sales"}),
+        ("c1", "contact.answered", 60, {"agent_id": "a2"}),
+        ("c1", "contact.ended", 130, {"wrap_seconds": 2}),
+        # c2: billing at 2, moved to sales while waiting at 5, abandons there at 14 (9 s).
+        ("c2", "contact.queued", 2, {"queue": "billing"}),
+        ("c2", "contact.transferred", 5, {"to_queue": "sales"}),
+        ("c2", "contact.abandoned", 14, {}),
+    ]
+    return [{"event_id": f"{cid}-{n}", "type": kind, "ts": base + t, "contact_id": cid, **extra}
+            for n, (cid, kind, t, extra) in enumerate(lines)]
+
+
+# Read at now = 130 s: the 5m window (now - 300, now] holds every event. Thresholds: T = 20 s,
+# short abandon 5 s (defaults).
+EXPECTED = {
+    # billing: offered c1 and c2; c1 answered after 2 s (within T); both transferred out;
+    # holds of 5 s and 15 s (mean 10 s); one segment closed by the transfer, 22 s.
+    ("billing", "ccmon_offered_contacts"): 2, ("billing", "ccmon_answered_contacts"): 1,
+    ("billing", "ccmon_transferred_contacts"): 2, ("billing", "ccmon_abandoned_contacts"): 0,
+    ("billing", "ccmon_answer_wait_seconds_avg"): 2.0,
+    ("billing", "ccmon_hold_seconds_avg"): 10.0, ("billing", "ccmon_handle_seconds_avg"): 22.0,
+    ("billing", "ccmon_service_level_ratio"): 1.0, ("billing", "ccmon_abandon_ratio"): 0.0,
+    ("billing", "ccmon_abandon_wait_seconds_avg"): None,
+    # sales: both transferred in; c1 answered after 35 s (beyond T), c2 abandoned after 9 s
+    # (not short); SL 0 / (1 + 1), abandon ratio 1 / (1 + 1); no hold there.
+    ("sales", "ccmon_offered_contacts"): 2, ("sales", "ccmon_answered_contacts"): 1,
+    ("sales", "ccmon_transferred_contacts"): 0, ("sales", "ccmon_abandoned_contacts"): 1,
+    ("sales", "ccmon_short_abandoned_contacts"): 0,
+    ("sales", "ccmon_answer_wait_seconds_avg"): 35.0,
+    ("sales", "ccmon_abandon_wait_seconds_avg"): 9.0, ("sales", "ccmon_hold_seconds_avg"): None,
+    ("sales", "ccmon_handle_seconds_avg"): 72.0, ("sales", "ccmon_service_level_ratio"): 0.0,
+    ("sales", "ccmon_abandon_ratio"): 0.5,
+}
+
+
+# 1970-01-01T00:00:00Z itself, and 2026-11-22T09:00:00Z.
+@pytest.mark.parametrize("base", [0, 1_795_338_000])
+def test_holds_transfers_and_abandons_at_any_epoch(base):
+    pipeline = Pipeline()
+    pipeline.feed([Record("cc.voice:0", n, "voice", orjson.dumps(event))
+                   for n, event in enumerate(steps(base))])
+    assert not pipeline.dead
+    got = {(labels[0], name): value
+           for name, labels, value in queue_metrics(pipeline.board, (base + 130) * 1000)
+           if labels[1:] == ("voice", "5m") or name.startswith("ccmon_contacts_")}
+    assert {key: got.get(key) for key in EXPECTED} == EXPECTED
+    for queue in ("billing", "sales"):  # nobody left waiting, talking or on hold
+        assert got[(queue, "ccmon_contacts_in_conversation")] == 0
+        assert got[(queue, "ccmon_contacts_on_hold")] == 0
+
+
+def test_a_finished_contact_is_remembered_for_a_day_by_default():
+    def event(event_id: str, kind: str, ts_ms: int, contact: str, **extra: object):
+        return decode(orjson.dumps({"event_id": event_id, "type": kind, "ts": ts_ms / 1000,
+                                    "contact_id": contact, **extra}), "voice")
+
+    day = 86_400_000
+    for later, remembered in ((day - 1, True), (day, False)):
+        ledger = Ledger()
+        abandon = event("e2", "contact.abandoned", 0, "c1")
+        ledger.apply(event("e1", "contact.queued", 0, "c1", queue="q"))
+        ledger.apply(abandon)
+        # Another contact moves the ledger's clock: c1 left at 0 is forgotten once the clock
+        # reaches 0 + 1 d, and not a millisecond before.
+        ledger.apply(event("e3", "contact.queued", later, "c2", queue="q"))
+        if remembered:
+            assert ledger.apply(abandon) is DUPLICATE
+        else:
+            with pytest.raises(BadEvent, match="retention"):
+                ledger.apply(abandon)
