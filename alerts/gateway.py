@@ -24,6 +24,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -39,6 +40,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .agents_view import merge, visible
 from .health import StoreHealth
 from .store import ACKED, ALREADY, AlertStore, Message, StoreUnavailable, now_ms
 from .throttle import AuthThrottle, address_key
@@ -55,6 +57,7 @@ MAX_MESSAGE = 64 * 1024  # clients only send small control messages
 FOLLOW_BLOCK_MS = 2000
 TILES_SECONDS = 1.0
 TILE_MAX_AGE_MS = 30_000  # tiles of a worker that stopped writing them are not shown
+TOPICS = ("kpis", "agents")  # what a client may subscribe to
 
 @dataclass(eq=False)
 class Client:
@@ -62,6 +65,8 @@ class Client:
     supervisor: Supervisor
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
     kpis: bool = False
+    agents: bool = False
+    agents_sent: list | None = None  # the agents last sent: a view is sent when it changes
 
 
 class GatewayMetrics:
@@ -101,9 +106,11 @@ class GatewayMetrics:
 
 
 class Gateway:
-    def __init__(self, store: AlertStore, tokens: Tokens) -> None:
+    def __init__(self, store: AlertStore, tokens: Tokens, agents_window: str = "15m") -> None:
         self.store = store
         self.tokens = tokens
+        self.agents_window = agents_window
+        self._window_missing = False  # said once: the workers do not export agents_window
         self.clients: set[Client] = set()
         self.firing: dict[str, Message] = {}
         self.cursor: str | None = None
@@ -124,7 +131,7 @@ class Gateway:
             # Messages are small; per-connection deflate would cost CPU and ~300 KB per client.
             compression=None)
         self._tasks = [asyncio.create_task(self._follow(), name="follow"),
-                       asyncio.create_task(self._push_tiles(), name="tiles")]
+                       asyncio.create_task(self._push_views(), name="views")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -257,16 +264,29 @@ class Gateway:
         elif kind == "ack":
             await self._ack(client, message.get("id"))
         elif kind == "subscribe":
-            client.kpis = bool(message.get("kpis"))
-            if client.kpis:
-                with contextlib.suppress(StoreUnavailable):  # the next push brings them
-                    await self._send_tiles([client])
+            await self._subscribe(client, message)
         elif kind == "auth":
             pass  # already authenticated
         else:
             self.metrics.bad_messages.inc()
             named = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else "(not shown)"
             self._enqueue(client, (None, _error(f"unknown message type {named}")))
+
+    async def _subscribe(self, client: Client, message: Message) -> None:
+        """A subscription replaces the previous one: `topics` (alerts.md 1.1: "agents"; the
+        page also asks for "kpis"), or the page's older `"kpis": true`."""
+        topics = message.get("topics", [])
+        if not isinstance(topics, list) or not all(topic in TOPICS for topic in topics):
+            self.metrics.bad_messages.inc()
+            self._enqueue(client, (None, _error(f"topics must be a list of {', '.join(TOPICS)}")))
+            return
+        client.kpis = "kpis" in topics or bool(message.get("kpis"))
+        client.agents, client.agents_sent = "agents" in topics, None
+        with contextlib.suppress(StoreUnavailable):  # else the next push brings them
+            if client.kpis:
+                await self._send_tiles([client])
+            if client.agents:
+                await self._send_agents([client])
 
     async def _ack(self, client: Client, alert_id: Any) -> None:
         if not isinstance(alert_id, str):
@@ -344,13 +364,16 @@ class Gateway:
         with contextlib.suppress(StoreUnavailable):
             await self.store.ack(alert_id, name)
 
-    async def _push_tiles(self) -> None:
+    async def _push_views(self) -> None:
+        """Tiles and agents, once a second, to the clients subscribed to them."""
         while True:
             await asyncio.sleep(TILES_SECONDS)  # the page's refresh pace
-            subscribed = [client for client in self.clients if client.kpis]
-            if subscribed:
-                with contextlib.suppress(StoreUnavailable):
-                    await self._send_tiles(subscribed)
+            for wanted, send in ((attrgetter("kpis"), self._send_tiles),
+                                 (attrgetter("agents"), self._send_agents)):
+                subscribed = [client for client in self.clients if wanted(client)]
+                if subscribed:
+                    with contextlib.suppress(StoreUnavailable):
+                        await send(subscribed)
 
     async def _send_tiles(self, clients: list[Client]) -> None:
         oldest = now_ms() - TILE_MAX_AGE_MS
@@ -361,6 +384,26 @@ class Gateway:
             mine = [_public_tile(tile) for tile in tiles
                     if client.supervisor.sees({"queue": tile["queue"]})]
             self._enqueue(client, (None, {"type": "kpis", "window": window, "tiles": mine}))
+
+
+    async def _send_agents(self, clients: list[Client]) -> None:
+        """Each client's agents (alerts.md 1.1), when they differ from what it was sent."""
+        oldest = now_ms() - TILE_MAX_AGE_MS
+        agents = merge((part for part in await self.store.agents() if part["at"] >= oldest),
+                       self.agents_window)
+        if agents is None:
+            if not self._window_missing:
+                self._window_missing = True
+                log.warning("the agents window %s (--agents-window) is not one of the "
+                            "workers' windows (CCMON_WINDOWS): no agents are sent",
+                            self.agents_window)
+            return
+        for client in clients:
+            mine = visible(agents, client.supervisor)
+            if mine != client.agents_sent:
+                client.agents_sent = mine
+                self._enqueue(client, (None, {"type": "agents", "window": self.agents_window,
+                                              "agents": mine}))
 
 
 def _public_tile(tile: Message) -> Message:

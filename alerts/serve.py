@@ -40,7 +40,7 @@ def run_gateway(settings: Settings) -> int:
 
 async def _serve(settings: Settings, tokens) -> None:
     store = RedisStore(settings.redis_url, settings.app_id)
-    gateway = Gateway(store, tokens)
+    gateway = Gateway(store, tokens, settings.agents_window)
     await gateway.start(settings.bind, settings.ws_port)
     say(f"gateway {settings.app_id}: supervisor page http://{settings.bind}:{settings.ws_port}/ "
         f"· WebSocket ws://{settings.bind}:{settings.ws_port}/ws · alerts from "

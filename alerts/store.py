@@ -10,6 +10,8 @@ Redis (`RedisStore`), shared by every worker and gateway of a deployment (`CCMON
   lost Redis for a while resumes without a gap, unlike pub/sub, which drops what a subscriber
   missed. The stream is capped at `STREAM_LENGTH` entries: the history.
 - `…:tiles`: the latest KPI tiles per (queue, channel), for the supervisor page;
+- `…:agents`: the latest partial of the agents view per facts partition (`agents_view.py`),
+  each replaced whole by the partition's owner;
 - `…:generation`: a random value set by the first worker or gateway to find it missing. Redis
   losing its data (a restart without persistence, a failover) takes it away, so a new value
   tells the workers to re-publish what is firing and the gateways to follow the new stream
@@ -106,6 +108,12 @@ class AlertStore(Protocol):
     async def tiles(self) -> list[Message]:
         """Every KPI tile (gateway side)."""
 
+    async def put_agents(self, partials: Mapping[str, Message]) -> None:
+        """Replace the agents view's partials of some facts partitions (worker side)."""
+
+    async def agents(self) -> list[Message]:
+        """Every facts partition's partial of the agents view (gateway side)."""
+
     async def generation(self) -> str:
         """The store's generation: it changes when the store lost its data."""
 
@@ -139,8 +147,9 @@ class RedisStore:
                                              retry=Retry(NoBackoff(), 1))
         prefix = f"ccmon:{{{app_id}}}:"
         self.prefix = prefix
-        self.firing_key, self.stream, self.tiles_key, self.generation_key = (
-            prefix + "firing", prefix + "events", prefix + "tiles", prefix + "generation")
+        self.firing_key, self.stream, self.tiles_key, self.agents_key, self.generation_key = (
+            prefix + "firing", prefix + "events", prefix + "tiles", prefix + "agents",
+            prefix + "generation")
         self._transition = self.redis.register_script(TRANSITION)
         self._ack = self.redis.register_script(ACK)
         self._generation = self.redis.register_script(GENERATION)
@@ -177,17 +186,30 @@ class RedisStore:
         return sum(1 for result in results if result)
 
     async def put_tiles(self, tiles: Mapping[str, Message]) -> None:
-        if not tiles:
+        await self._put_fields(self.tiles_key, tiles)
+
+    async def tiles(self) -> list[Message]:
+        return await self._values(self.tiles_key)
+
+    async def put_agents(self, partials: Mapping[str, Message]) -> None:
+        await self._put_fields(self.agents_key, partials)
+
+    async def agents(self) -> list[Message]:
+        return await self._values(self.agents_key)
+
+    async def _put_fields(self, key: str, fields: Mapping[str, Message]) -> None:
+        """Replace some fields of a hash of JSON values."""
+        if not fields:
             return
         try:
-            await self.redis.hset(self.tiles_key, mapping={
-                key: orjson.dumps(tile) for key, tile in tiles.items()})
+            await self.redis.hset(key, mapping={
+                name: orjson.dumps(value) for name, value in fields.items()})
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
 
-    async def tiles(self) -> list[Message]:
+    async def _values(self, key: str) -> list[Message]:
         try:
-            values = await self.redis.hvals(self.tiles_key)
+            values = await self.redis.hvals(key)
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
         return [orjson.loads(value) for value in values]
@@ -274,6 +296,7 @@ class MemoryStore:
         self.alerts: dict[str, Message] = {}
         self.entries: list[tuple[int, Message]] = []
         self._tiles: dict[str, Message] = {}
+        self._agents: dict[str, Message] = {}
         self._grown = asyncio.Event()
 
     def _append(self, message: Message) -> None:
@@ -297,6 +320,12 @@ class MemoryStore:
 
     async def tiles(self) -> list[Message]:
         return list(self._tiles.values())
+
+    async def put_agents(self, partials: Mapping[str, Message]) -> None:
+        self._agents.update(partials)
+
+    async def agents(self) -> list[Message]:
+        return list(self._agents.values())
 
     async def generation(self) -> str:
         return MEMORY_GENERATION  # it loses its data only with its process

@@ -12,8 +12,9 @@ from ccmon.settings import SettingsError
 WORKER_SETTINGS = ("brokers", "app_id", "metrics_port", "clock", "windows",
                    "short_abandon_seconds", "service_level_seconds", "service_level_by_queue",
                    "rules", "redis_url", "topic_prefix", "partitions", "contact_retention",
-                   "bind", "session_timeout", "instance_id", "ws_port", "tokens")
-GATEWAY_SETTINGS = ("app_id", "ws_port", "tokens", "redis_url", "bind")
+                   "bind", "session_timeout", "instance_id", "ws_port", "tokens",
+                   "agents_window")
+GATEWAY_SETTINGS = ("app_id", "ws_port", "tokens", "redis_url", "bind", "agents_window")
 
 
 def _worker(args: argparse.Namespace) -> int:

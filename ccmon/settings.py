@@ -98,6 +98,13 @@ def parse_per_queue_seconds(text: str) -> dict[str, float]:
     return result
 
 
+def parse_window(text: str) -> str:
+    """One window label of CCMON_WINDOWS (`15m`, `today`), as written there."""
+    if "," in text:
+        raise ValueError(f"{text!r} is not one window like 15m")
+    return parse_windows(text)[0][0]
+
+
 DEFAULT_WINDOWS = parse_windows("5m,15m,1h")
 DEFAULT_RETENTION = parse_duration("1d")
 DEFAULT_CASE_TIMEOUT = parse_duration("7d")
@@ -133,6 +140,9 @@ class Settings:
         {}, parse_per_queue_seconds, "per-queue service-level thresholds, e.g. billing=30,vip=10")
     rules: str = _setting("", str, "alert rules file (YAML)")
     tokens: str = _setting("", str, "supervisor tokens file (YAML)")
+    agents_window: str = _setting(
+        "15m", parse_window, "window of the supervisors' agents view, one of the workers' "
+        "CCMON_WINDOWS as written there")
     redis_url: str = _setting("", str, "Redis URL for alert state, history and fan-out")
     topic_prefix: str = _setting("cc", str, "prefix of the input, dead-letter and agent topics")
     partitions: int = _setting(

@@ -135,7 +135,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool
         return 130
     worker = build_worker(settings, partitions, alerting)
     if with_gateway:
-        gateway = Gateway(store, tokens)
+        gateway = Gateway(store, tokens, settings.agents_window)
 
         @worker.app.task
         async def serve_gateway() -> None:

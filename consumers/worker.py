@@ -41,6 +41,7 @@ import orjson
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import murmur2
 
+from ccmon.alerts.agents_view import partial as agents_partial
 from ccmon.alerts.store import StoreUnavailable
 from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
 from ccmon.alerts.watch import tiles as board_tiles
@@ -466,16 +467,18 @@ class Worker:
         return self.alerting.watch(partition, self.board(partition), stored)
 
     async def _every_second(self) -> None:
-        """At every whole wall-clock second: the rules (clock = wall) and the page's tiles."""
+        """At every whole wall-clock second: the rules (clock = wall), the page's tiles and
+        the partials of its agents view."""
         alerting = self.alerting
         store = alerting.store
         window = self.settings.windows[0][0]
-        tiles_sent: asyncio.Future | None = None
+        views_sent: asyncio.Future | None = None
         while True:
             now = time.time()
             await asyncio.sleep(math.ceil(now) - now + 0.001)  # to the next whole second
             second = math.floor(time.time()) * 1000
             tiles: dict[str, dict] = {}
+            agents: dict[str, dict] = {}  # facts partition -> its partial
             for partition in sorted(self._assigned_facts_partitions()):
                 board = self.boards.get(partition)
                 if board is None:
@@ -489,18 +492,21 @@ class Worker:
                         await self._log_changes(self.queues, partition, changes)
                         alerting.logged(covered)
                 if store is not None:
-                    # clock = event: the board's own clock; none yet before its first fact.
-                    now_ms = board.now if alerting.event_clock else second
-                    if now_ms is not None:
+                    # clock = event: the partition's own clock (its latest fact, as /metrics
+                    # reads it: the rules are past it); none yet before its first fact.
+                    now_ms = board.latest_ts if alerting.event_clock else second
+                    if now_ms:
                         tiles |= board_tiles(board, window, now_ms, second)
+                        agents[str(partition)] = agents_partial(board, now_ms, second)
             # In the background: an unreachable Redis must not hold up the next evaluation.
-            if tiles and (tiles_sent is None or tiles_sent.done()):
-                tiles_sent = asyncio.ensure_future(self._put_tiles(store, tiles))
+            if (tiles or agents) and (views_sent is None or views_sent.done()):
+                views_sent = asyncio.ensure_future(self._put_views(store, tiles, agents))
 
     @staticmethod
-    async def _put_tiles(store, tiles: dict[str, dict]) -> None:
+    async def _put_views(store, tiles: dict[str, dict], agents: dict[str, dict]) -> None:
         with contextlib.suppress(StoreUnavailable):  # said by the publisher
             await store.put_tiles(tiles)
+            await store.put_agents(agents)
 
     def board(self, partition: int) -> Board:
         board = self.boards.get(partition)

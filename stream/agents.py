@@ -37,6 +37,24 @@ class Timelines:
         return {agent: changes[-1][1] for agent, changes in self.changes.items()
                 if changes[-1][1] is not None}
 
+    def current(self) -> dict[str, tuple[str, int, int]]:
+        """Each agent still in the queue: (state, since, changed). `state` is that of its latest
+        change by ts, made at `changed`; `since` is when that state began: the first of the
+        latest changes to it in a row (a repeated state does not restart it), as far back as
+        the changes kept reach."""
+        out = {}
+        for agent, changes in self.changes.items():
+            changed, state = changes[-1]
+            if state is None:
+                continue
+            since = changed
+            for ts, earlier in reversed(changes[:-1]):
+                if earlier != state:
+                    break
+                since = ts
+            out[agent] = (state, since, changed)
+        return out
+
     def seconds(self, low: int, now: int) -> dict[str, float]:
         """Agent-seconds per state (all five) in `(low, now]`."""
         totals = dict.fromkeys(AGENT_STATES, 0)

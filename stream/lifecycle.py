@@ -12,6 +12,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from . import reps
 from .events import AGENT_TYPE, CHANNELS, BadEvent, Event
 
 # Fact kinds. Each is counted when the event that closes it falls inside a window (metrics.md).
@@ -25,6 +26,10 @@ ENDED = "ended"  # value: handle time in ms (segment + wrap); closes the segment
 TALK_TRANSFERRED = "talk_transferred"  # value: segment length in ms; closes it by transfer
 SURVEY = "survey"  # value: (kind, score)
 AGENT = "agent"  # contact: agent id; value: state, or None when the agent left the queue
+# The agent of a contact's latest answer credited with a closing fact (segment, hold, csat
+# survey): contact: agent id; value: `reps.rep_code`. Same (queue, channel) as the closing
+# fact, after every other fact of its event (their positions stay those of older versions).
+REP = "rep"
 
 AGENTS_CHANNEL = ""  # agent facts are per queue only: `ccmon_agents` has no channel label
 # A copy of an agent fact for each channel's series of the queue, which may live on another
@@ -62,14 +67,16 @@ class Contact:
     waited_queue: str | None = None
     event_ids: list[str] = field(default_factory=list)
     customer: str | None = None  # customer_id of its contact.queued: it takes part in cases
+    agent: str | None = None  # agent_id of its latest contact.answered: credited (reps.py)
 
     def to_json(self) -> list:
         return [self.channel, self.status, self.queue, self.since, self.last_ts, self.hold_since,
-                self.answered_queue, self.waited_queue, self.event_ids, self.customer]
+                self.answered_queue, self.waited_queue, self.event_ids, self.customer,
+                self.agent]
 
     @classmethod
     def from_json(cls, data: list) -> Contact:
-        return cls(*data)  # logged before cases: no customer, the default None
+        return cls(*data)  # logged before cases or agents: the defaults None
 
 
 @dataclass(slots=True)
@@ -198,6 +205,7 @@ class Ledger:
         contact = _require(contact, "waiting", event)
         wait = event.ts - contact.since
         contact.status, contact.since, contact.answered_queue = "talking", event.ts, contact.queue
+        contact.agent = event.agent_id
         return [Fact(contact.queue, contact.channel, ANSWERED, event.ts, key, wait)]
 
     def _abandoned(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
@@ -217,7 +225,7 @@ class Ledger:
         contact = _require(contact, "talking", event)
         if contact.hold_since is None:
             raise BadEvent("lifecycle", "contact.hold_ended without a hold")
-        return [self._close_hold(contact, event.ts, key)]
+        return _credited([self._close_hold(contact, event.ts, key)], contact.agent)
 
     def _close_hold(self, contact: Contact, ts: int, key: str) -> Fact:
         length = ts - contact.hold_since
@@ -239,7 +247,7 @@ class Ledger:
         contact.status, contact.queue, contact.since = "waiting", event.to_queue, ts
         contact.waited_queue = event.to_queue
         facts.append(Fact(event.to_queue, contact.channel, ENTERED, ts, key))
-        return facts
+        return _credited(facts, contact.agent)
 
     def _ended(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
         contact = _require(contact, "talking", event)
@@ -249,7 +257,7 @@ class Ledger:
         handle = event.ts - contact.since + event.wrap_ms
         facts.append(Fact(contact.queue, contact.channel, ENDED, event.ts, key, handle))
         contact.status = "ended"
-        return facts
+        return _credited(facts, contact.agent)
 
     def _survey(self, event: Event, contact: Contact | None, key: str) -> list[Fact]:
         queue = event.queue
@@ -259,7 +267,11 @@ class Ledger:
             raise BadEvent("lifecycle", "survey for an unknown contact that names no queue")
         if contact is None:  # remembered, so that a repeat of this survey is a duplicate
             self.contacts[key] = Contact(event.channel, "surveyed", queue, event.ts, event.ts)
-        return [Fact(queue, event.channel, SURVEY, event.ts, key, (event.kind, event.score))]
+        survey = Fact(queue, event.channel, SURVEY, event.ts, key, (event.kind, event.score))
+        if event.kind != "csat" or contact is None or contact.agent is None:
+            return [survey]
+        return [survey, Fact(queue, event.channel, REP, event.ts, contact.agent,
+                             reps.rep_code(reps.CSAT, event.score))]
 
     def _agent(self, event: Event) -> list[Fact]:
         key = agent_key(event.agent_id)
@@ -282,6 +294,17 @@ class Ledger:
         if event.ts >= agent.last_ts:
             agent.state, agent.queues, agent.last_ts = event.state, event.queues, event.ts
         return facts
+
+
+_REP_KINDS = {ENDED: reps.ENDED, TALK_TRANSFERRED: reps.TRANSFERRED, HOLD_ENDED: reps.HOLD}
+
+
+def _credited(facts: list[Fact], agent: str | None) -> list[Fact]:
+    """`facts`, then a REP fact crediting `agent` with each segment or hold they close."""
+    if agent is None:  # an answer without agent_id: nobody is credited
+        return facts
+    return facts + [Fact(queue, channel, REP, ts, agent, reps.rep_code(_REP_KINDS[kind], value))
+                    for queue, channel, kind, ts, _, value in facts if kind in _REP_KINDS]
 
 
 def _not_state(event: Event, contact: Contact | None, wanted: str) -> str:

@@ -27,12 +27,14 @@ from .lifecycle import (
     ENTERED,
     HOLD_ENDED,
     HOLD_STARTED,
+    REP,
     STAFF,
     SURVEY,
     TALK_TRANSFERRED,
     WAIT_TRANSFERRED,
     Fact,
 )
+from .reps import Reps
 from .windows import Block, SlidingWindows, lower_edges
 
 # Positions of the window sums.
@@ -233,12 +235,14 @@ class Board:
         self.timelines: dict[str, Timelines] = {}  # queue -> its agents' states over time
         # queue -> agent -> (ts, state) of its latest STAFF fact: the Erlang C staffing N
         self.staff: dict[str, dict[str, list]] = {}
-        self.marks: dict[str, dict[str, int]] = {}  # live/agents unit -> source -> position
+        self.reps = Reps()  # agent -> its samples (segments, holds, csat): the agents view
+        self.marks: dict[str, dict[str, int]] = {}  # live/agents/rep unit -> source -> position
         # A minute's marks are an array in its block, indexed by the number of the source.
         self.sources: dict[str, int] = {}
         self.source_names: list[str] = []
         self.dirty: set[str] = set()
         self.now: int | None = None
+        self.horizon: int | None = None  # every ts at or before it is out of every window
         self.latest_ts = 0  # largest fact or clock ts applied: the event clock, as seen here
 
     # -- units -------------------------------------------------------------------------------
@@ -253,6 +257,10 @@ class Board:
     @staticmethod
     def staff_unit(queue: str) -> str:
         return f"N{SEP}{queue}"
+
+    @staticmethod
+    def rep_unit(agent: str) -> str:
+        return f"R{SEP}{agent}"  # read back as unit[2:]: an agent id may hold anything
 
     @staticmethod
     def samples_unit(queue: str, channel: str, ts: int) -> str:
@@ -301,6 +309,12 @@ class Board:
             self.latest_ts = ts
             self.dirty.add(CLOCK_UNIT)
         if kind == CLOCK:
+            return
+        if kind == REP:
+            horizon = self.horizon
+            if ((horizon is None or ts > horizon)
+                    and self._fresh(self.rep_unit(contact), source, position)):
+                self.reps.add(contact, ts, value)
             return
         if kind == STAFF:
             if self._fresh(self.staff_unit(queue), source, position):
@@ -352,8 +366,13 @@ class Board:
         if self.now is not None and now <= self.now:
             return
         previous, self.now = self.now, now
+        self.horizon = horizon = min(edge(now) for edge in self.window_edges)
         if previous is None or previous // MINUTE_MS != now // MINUTE_MS:
-            horizon = min(edge(now) for edge in self.window_edges)
+            for agent in self.reps.prune(horizon):
+                unit = self.rep_unit(agent)
+                self.dirty.add(unit)
+                if agent not in self.reps.samples:  # its unit goes, marks with it
+                    self.marks.pop(unit, None)
             for queue, timelines in self.timelines.items():
                 if timelines.prune(horizon):
                     self.dirty.add(self.agents_unit(queue))
@@ -376,6 +395,9 @@ class Board:
         """The JSON-able state of a unit, or None if the unit is gone."""
         if unit == CLOCK_UNIT:
             return {"latest": self.latest_ts}
+        if unit.startswith("R" + SEP):
+            samples = self.reps.to_json(unit[2:])
+            return None if samples is None else {"marks": self.marks[unit], **samples}
         kind, *names = unit.split(SEP)
         if kind == "S":
             return self._minute_state(names[0], names[1], int(names[2]))
@@ -413,6 +435,10 @@ class Board:
     def restore(self, unit: str, state: dict) -> None:
         if unit == CLOCK_UNIT:
             self.latest_ts = max(self.latest_ts, state["latest"])
+            return
+        if unit.startswith("R" + SEP):
+            self.marks[unit] = dict(state["marks"])
+            self.reps.restore(unit[2:], state)
             return
         kind, *names = unit.split(SEP)
         if kind == "S":

@@ -93,6 +93,17 @@ class Block:
         self.codes = array("q")
         self.marks = array("q")
 
+    def insert(self, ts: int, code: int) -> None:
+        """Put a sample in its place: after those of the same ts, which came before it."""
+        times = self.times
+        if not times or ts >= times[-1]:
+            times.append(ts)
+            self.codes.append(code)
+        else:
+            at = bisect_right(times, ts)
+            times.insert(at, ts)
+            self.codes.insert(at, code)
+
 
 class SlidingWindows:
     def __init__(self, edges: Sequence[Callable[[int], int]], size: int,
@@ -122,14 +133,7 @@ class SlidingWindows:
 
     def add(self, block: Block, ts: int, code: int) -> None:
         """Insert a sample into its minute's block (from `block(ts)`)."""
-        times = block.times
-        if not times or ts >= times[-1]:
-            times.append(ts)
-            block.codes.append(code)
-        else:
-            at = bisect_right(times, ts)
-            times.insert(at, ts)
-            block.codes.insert(at, code)
+        block.insert(ts, code)
         now = self.now
         if now is not None and ts <= now:
             for low, sums in zip(self.lows, self.sums, strict=True):

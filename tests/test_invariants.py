@@ -5,7 +5,7 @@
   longer than the history, ratios in [0, 1], NPS in [-100, 100], means within their
   samples' range, on hold <= in conversation;
 - a repeated event changes nothing, and the same events fed in any split into batches give
-  the same metrics as fed at once.
+  the same metrics (and agents view) as fed at once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ccmon.alerts.agents_view import partial
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.simulate import Simulation
@@ -56,6 +57,9 @@ def check(pipeline: Pipeline, now_ms: int, longest_wait_s: float) -> None:
             assert left <= value, labels
             assert values[("ccmon_short_abandoned_contacts", labels)] <= \
                 values[("ccmon_abandoned_contacts", labels)]
+    for figures in partial(pipeline.board, now_ms, 0)["agents"].values():
+        for handled, transferred, *rest in figures.get("sums", {}).values():
+            assert min(handled, transferred, *rest) >= 0 and handled >= transferred
 
 
 class Centre(RuleBasedStateMachine):
@@ -100,12 +104,13 @@ class Centre(RuleBasedStateMachine):
         self.longest_wait = max(self.longest_wait, self.t - self.entered.pop(contact))
 
     @precondition(lambda self: self.has("waiting"))
-    @rule(data=st.data())
-    def answered(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), agent=st.sampled_from(("a1", "a2", None)))
+    def answered(self, data: st.DataObject, agent: str | None) -> None:
         contact = self.pick(data, "waiting")
         self._leaves_queue(contact)
         self.contacts[contact] = "talking"
-        self.send({"type": "contact.answered", "contact_id": contact, "agent_id": "a1"})
+        self.send({"type": "contact.answered", "contact_id": contact,
+                   **({"agent_id": agent} if agent else {})})
 
     @precondition(lambda self: self.has("waiting"))
     @rule(data=st.data())
@@ -169,8 +174,9 @@ TestCentre = Centre.TestCase
 SIMULATED = [orjson.dumps(e) for e in Simulation(11, START).run(1800)]
 
 
-def metrics_of(pipeline: Pipeline) -> list[tuple]:
-    return sorted(queue_metrics(pipeline.board, pipeline.intake.latest_ts))
+def metrics_of(pipeline: Pipeline) -> tuple[list[tuple], dict]:
+    now = pipeline.intake.latest_ts
+    return sorted(queue_metrics(pipeline.board, now)), partial(pipeline.board, now, 0)
 
 
 def records(lines: list[bytes], first_offset: int = 0) -> list[Record]:
