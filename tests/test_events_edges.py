@@ -4,6 +4,7 @@ Expectations are read off events.md (envelope, types, "Precise points (version 1
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -119,6 +120,7 @@ def test_ts_forms_at_the_edges_of_years_1970_to_9999(ts, ms):
 @pytest.mark.parametrize("ts", [
     -0.001, -1, END_MS / 1000, END_MS // 1000 + 1, 1e300, False, True, [0], {"s": 0},
     "1969-12-31T23:59:59.999Z", "10000-01-01T00:00:00Z", "9999-12-31T23:59:59-00:01",
+    "9999-12-31T23:00:00-01:00",  # 10000-01-01T00:00:00Z itself, the first instant refused
     "0001-01-01T00:00:00Z", "", "z", "Z",
     "2026-11-22T09:30Z",  # no seconds: not RFC 3339 (19 characters)
     "2026-11-22X09:30:00Z", "2026-11-22T09:30:00",  # another separator; no offset
@@ -136,7 +138,8 @@ def test_channel_defaults_to_the_topic_and_must_agree_with_it():
     assert ok(queued(channel=None), "chat").channel == "chat"
     assert ok(queued(channel="social"), "social").channel == "social"
     assert ok(queued(channel="chat"), None).channel == "chat"  # a topic of no channel
-    assert reason(queued(channel="chat"), "voice") == "channel_mismatch"
+    for given, topic in itertools.permutations(("voice", "chat", "social"), 2):
+        assert reason(queued(channel=given), topic) == "channel_mismatch"
     assert reason(queued(channel="fax")) == "bad_value"
     assert reason(queued(channel="Voice")) == "bad_value"
     assert reason(queued(channel=1)) == "wrong_type"
@@ -176,6 +179,14 @@ def test_answered_transferred_and_hold_fields():
         event = ok(queued(type=kind, queue=...))
         assert (event.type, event.contact_id, event.queue) == (kind, "c1", None)
         assert reason(queued(type=kind, contact_id=...)) == "missing_field"
+
+
+def test_fields_of_other_types_are_not_judged():
+    # events.md lists each type's fields; another type's field on an event is not its own.
+    assert ok(queued(type="contact.abandoned", resolved="yes", wrap_seconds=-5)).wrap_ms == 0
+    assert ok(queued(type="contact.hold_ended", to_queue=7, kind="x")).type == "contact.hold_ended"
+    assert ok(queued(type="contact.answered", queue="", wrap_seconds="x")).queue is None
+    assert ok(agent(contact_id=5, queue="")).queue is None
 
 
 @pytest.mark.parametrize(("wrap", "wrap_ms"), [

@@ -94,3 +94,35 @@ def test_a_finished_contact_is_remembered_for_a_day_by_default():
         else:
             with pytest.raises(BadEvent, match="retention"):
                 ledger.apply(abandon)
+
+
+def agent_event(event_id: str, ts_ms: int, state: str, queues: list[str]):
+    return decode(orjson.dumps({"event_id": event_id, "type": "agent.state", "ts": ts_ms / 1000,
+                                "agent_id": "a1", "state": state, "queues": queues}), None)
+
+
+def test_an_agents_last_256_event_ids_spot_repeats():
+    # The ledger keeps an agent's 256 latest ids (AGENT_DEDUP_IDS): a repeat within them is a
+    # duplicate (events.md: it changes nothing), one from before is applied as new.
+    ledger = Ledger()
+    for n in range(300):
+        ledger.apply(agent_event(f"a{n}", n * 1000, "available", ["q"]))
+    assert ledger.apply(agent_event("a44", 44_000, "available", ["q"])) is DUPLICATE
+    assert ledger.apply(agent_event("a43", 43_000, "available", ["q"])) is not DUPLICATE
+
+
+def test_a_restored_ledger_is_the_ledger_logged():
+    """What `take_dirty` logs, restored into a fresh ledger, is the same state: contacts,
+    agents and clock; and the restored ledger spots the same repeats."""
+    original = Ledger()
+    events = [*(decode(orjson.dumps(event), "voice") for event in steps(0)),
+              agent_event("s1", 1000, "busy", ["billing", "sales"]),
+              agent_event("s2", 5000, "acw", ["billing"])]
+    for event in events:
+        original.apply(event)
+    restored = Ledger()
+    for key, state in orjson.loads(orjson.dumps(original.take_dirty())).items():
+        restored.restore(key, state)
+    assert (restored.contacts, restored.agents, restored.clock) == (
+        original.contacts, original.agents, original.clock)
+    assert all(restored.apply(event) is DUPLICATE for event in events)
