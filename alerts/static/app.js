@@ -1,4 +1,4 @@
-// ccmon supervisor page: live alerts and queue figures over the gateway's WebSocket.
+// ccmon supervisor page: live alerts, queue figures and agents over the gateway's WebSocket.
 // Plain DOM, no framework. Every string from the server goes through textContent or
 // setAttribute, never through innerHTML, so nothing it sends can inject markup.
 "use strict";
@@ -45,6 +45,7 @@
   const alerts = new Map(); // id -> {data, el, parts}
   const pendingAcks = new Map(); // id -> timer
   const tiles = new Map(); // "queue\x1fchannel" -> {el, parts}
+  let agentsTable = null; // agents.js, made once the helpers below exist
 
   // ---- small helpers -------------------------------------------------------------------
   function el(tag, className, text) {
@@ -194,6 +195,7 @@
     tiles.clear();
     ui.tiles.replaceChildren(ui.noTiles);
     ui.kpiWindow.textContent = "";
+    agentsTable.clear();
     who = null;
     renderAlertCount();
   }
@@ -322,8 +324,8 @@
     switch (msg.type) {
       case "snapshot":
         onSnapshot(msg);
-        // Subscribed once the snapshot shows the token was taken.
-        socket.send(JSON.stringify({ type: "subscribe", kpis: true }));
+        // Subscribed once the snapshot shows the token was taken ("kpis": older gateways).
+        socket.send(JSON.stringify({ type: "subscribe", kpis: true, topics: ["kpis", "agents"] }));
         break;
       case "alert":
         upsertAlert(msg);
@@ -331,6 +333,9 @@
         break;
       case "kpis":
         onKpis(msg);
+        break;
+      case "agents":
+        agentsTable.update(msg);
         break;
       case "error":
         onError(msg);
@@ -660,6 +665,14 @@
   }
 
   // ---- wiring --------------------------------------------------------------------------
+  agentsTable = window.ccmonAgentsTable({
+    el,
+    isNumber,
+    formatNumber,
+    formatSeconds,
+    formatPercent,
+  });
+
   ui.form.addEventListener("submit", (event) => {
     event.preventDefault();
     const token = ui.token.value.trim();
