@@ -8,9 +8,10 @@ process of its own) and, every `--every` seconds, scrapes the worker's /metrics 
 Prometheus would: a scrape also slides the windows) and reads its VmRSS. Prints one CSV line
 per sample, then RSS at each quarter and the slope over the second half (MB per hour).
 
-The retention and the windows are shortened (`--retention`, `--windows`) so that the state
-reaches its steady size within minutes: after max(retention, longest window) the contacts
-and samples that leave equal those that arrive, and RSS must stay flat from there.
+The retention, the windows and the case timeout are shortened (`--retention`, `--windows`,
+`--case-timeout`) so that the state reaches its steady size within minutes: after
+max(retention, longest window, case timeout) the contacts, samples and cases that leave equal
+those that arrive, and RSS must stay flat from there.
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--retention", default="10m", help="CCMON_CONTACT_RETENTION")
     parser.add_argument("--windows", default="1m,5m,15m", help="CCMON_WINDOWS")
+    parser.add_argument("--case-timeout", default="10m",
+                        help="CCMON_CASE_TIMEOUT: a customer's case is kept R after its last "
+                             "contact left (the traffic's 50,000 customers come back often)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--trim", action="store_true",
                         help="right-sized orjson bytes in the worker (see TRIM)")
@@ -136,13 +140,15 @@ def main() -> None:
     try:
         values = {"brokers": kafka.address, "app_id": "soak", "topic_prefix": "bench",
                   "clock": "wall", "partitions": args.partitions, "session_timeout": 6,
-                  "contact_retention": args.retention, "windows": args.windows}
+                  "contact_retention": args.retention, "windows": args.windows,
+                  "case_timeout": args.case_timeout}
         settings = load(environ={}, brokers=kafka.address, topic_prefix="bench",
                         partitions=args.partitions)
         asyncio.run(ensure_topics(kafka.address, [*settings.channel_topics.values(),
                                                   settings.agents_topic], args.partitions))
         print(f"soak: {args.rate:,.0f} events/s for {args.minutes} min, retention "
-              f"{args.retention}, windows {args.windows}, Apache Kafka, {args.partitions} "
+              f"{args.retention}, windows {args.windows}, case timeout {args.case_timeout}, "
+              f"Apache Kafka, {args.partitions} "
               f"partitions{', trimmed' if args.trim else ''}; {platform.machine()}, "
               f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {ROOT} at "
               f"{git_head()}; work dir {workdir}",
