@@ -22,6 +22,15 @@ _LABELS = {spec.name: spec.labels for spec in QUEUE_METRICS}
 def engine_figures(lines: list[bytes], settings: Settings) -> Samples:
     """The queue series the pure engine computes for `lines` (in order), at the event clock,
     with the settings' windows, thresholds and retention."""
+    pipeline = engine_pipeline(lines, settings)
+    now = pipeline.intake.latest_ts
+    return order_free({(name, frozenset(zip(_LABELS[name], labels, strict=True))): float(value)
+                       for name, labels, value in queue_metrics(pipeline.board, now)})
+
+
+def engine_pipeline(lines: list[bytes], settings: Settings) -> Pipeline:
+    """The pure engine fed `lines` (in order, each to its topic's channel as `ccmon replay`
+    sends it), moved to its event clock."""
     pipeline = Pipeline(EngineConfig.from_settings(settings))
     records = []
     for offset, line in enumerate(lines):
@@ -33,10 +42,8 @@ def engine_figures(lines: list[bytes], settings: Settings) -> Samples:
         channel = None if topic == settings.agents_topic else topic.rsplit(".", 1)[1]
         records.append(Record("file:0", offset, channel, line))
     pipeline.feed(records)
-    now = pipeline.intake.latest_ts
-    pipeline.advance(now)  # the cases dropped by the event clock
-    return order_free({(name, frozenset(zip(_LABELS[name], labels, strict=True))): float(value)
-                       for name, labels, value in queue_metrics(pipeline.board, now)})
+    pipeline.advance(pipeline.intake.latest_ts)  # the cases dropped by the event clock
+    return pipeline
 
 
 def queue_series(samples: Samples | None) -> Samples:

@@ -1,12 +1,15 @@
 """The agents view end to end on real servers: the centre of test_agents_view.py into Kafka, a
 real worker (event clock) writing its partials to Redis, a `ccmon gateway` process merging
 them, supervisors on the raw WebSocket and on the page in headless Chromium. The figures are
-those worked out by hand there; a token scoped to one queue never sees another's agents."""
+those worked out by hand there; a token scoped to one queue never sees another's agents.
+Then four hours of simulated traffic through a worker killed twice: the view is the pure
+engine's."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -22,8 +25,12 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from test_agents_view import A7_15M, B2_15M, SOURCES
 from test_supervisor_page import Page, is_live, severe, sign_in, when
+from test_worker import mixed, simulated
 
+from ccmon.alerts.agents_view import merge, partial
 from ccmon.alerts.state import rfc3339
+from ccmon.figures import engine_pipeline
+from ccmon.launch import scrape, total, try_scrape, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -183,3 +190,41 @@ async def test_supervisors_see_their_queues_agents_live_and_sortable(live, page:
     assert await page.do(ids) == ["b2", "a7"]  # acw, available
 
     assert await page.do(severe) == []
+
+
+def handled(worker) -> float:
+    samples = try_scrape(worker.metrics_url) or {}
+    return sum(total(samples, name) for name in (
+        "ccmon_events_total", "ccmon_events_invalid_total", "ccmon_events_duplicate_total"))
+
+
+async def test_a_worker_killed_twice_neither_loses_nor_double_counts_an_agent(live) -> None:
+    """As test_worker's SIGKILL test, with the agents view of every queue (carol) compared
+    with the pure engine's for the same events; the agent ids stay out of /metrics."""
+    deployment, gateway = live
+    lines, _ = mixed(simulated(seed=9, hours=4), seed=9)
+    pipeline = engine_pipeline(lines, deployment.settings)
+    wanted = merge([partial(pipeline.board, pipeline.intake.latest_ts, 0)], "15m")
+    assert wanted and sum(agent["handled"] for agent in wanted) > 10
+    first, second = lines[:len(lines) // 2], lines[len(lines) // 2:]
+    carol = await subscribed(gateway, "carol")
+
+    worker = await asyncio.to_thread(deployment.start_worker)
+    await deployment.send_async(first)
+    await asyncio.to_thread(wait_until, lambda: handled(worker) >= len(first), DEADLINE,
+                            "the first half applied")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    await deployment.send_async(second)
+    worker = await asyncio.to_thread(deployment.start_worker)
+    await asyncio.to_thread(wait_until, lambda: handled(worker) > 0, DEADLINE,
+                            "the restarted worker to make progress", interval=0.02)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    worker = await asyncio.to_thread(deployment.start_worker)
+    await carol.until(lambda m: m.get("type") == "agents" and m["agents"] == wanted,
+                      "the engine's agents view", DEADLINE)
+    labels = {value for _, pairs in (await asyncio.to_thread(scrape, worker.metrics_url))
+              for _, value in pairs}
+    assert labels.isdisjoint(agent["agent_id"] for agent in wanted)
