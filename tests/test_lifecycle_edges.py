@@ -126,3 +126,37 @@ def test_a_restored_ledger_is_the_ledger_logged():
     assert (restored.contacts, restored.agents, restored.clock) == (
         original.contacts, original.agents, original.clock)
     assert all(restored.apply(event) is DUPLICATE for event in events)
+
+
+def test_an_event_with_no_facts_still_moves_the_ledger_clock():
+    # An agent listing no queue, never listed any: no fact, yet a valid event applied, so
+    # its ts is the ledger's clock, and c1, gone at 0, is forgotten a day later.
+    ledger = Ledger()
+    abandon = decode(orjson.dumps({"event_id": "e2", "type": "contact.abandoned", "ts": 0,
+                                   "contact_id": "c1"}), "voice")
+    ledger.apply(decode(orjson.dumps({"event_id": "e1", "type": "contact.queued", "ts": 0,
+                                      "contact_id": "c1", "queue": "q"}), "voice"))
+    ledger.apply(abandon)
+    assert ledger.apply(agent_event("s1", 86_400_000, "away", [])) == []
+    with pytest.raises(BadEvent, match="retention"):
+        ledger.apply(abandon)
+
+
+def test_only_csat_surveys_are_credited_to_the_agent():
+    """alerts.md 1.1: an agent's csat figures cover the csat surveys of the contacts it
+    answered last; nps and ces are not csat. c1: a7 answers at 10, a 10 s hold, ends at 70
+    with 5 s of wrap (a 65 s segment); then csat 2 (not satisfied), nps 10 and ces 7."""
+    lines = [("contact.queued", 0, {"queue": "q"}), ("contact.answered", 10, {"agent_id": "a7"}),
+             ("contact.hold_started", 20, {}), ("contact.hold_ended", 30, {}),
+             ("contact.ended", 70, {"wrap_seconds": 5}),
+             ("survey.submitted", 80, {"kind": "csat", "score": 2}),
+             ("survey.submitted", 81, {"kind": "nps", "score": 10}),
+             ("survey.submitted", 82, {"kind": "ces", "score": 7})]
+    pipeline = Pipeline()
+    pipeline.feed([Record("cc.voice:0", n, "voice", orjson.dumps(
+        {"event_id": f"e{n}", "type": kind, "ts": 1_795_338_000 + t, "contact_id": "c1",
+         **extra})) for n, (kind, t, extra) in enumerate(lines)])
+    now = (1_795_338_000 + 100) * 1000
+    # handled, transferred, handle ms, holds, hold ms, surveys, satisfied
+    assert pipeline.board.reps.sums("a7", [now - 900_000], now) == [[1, 0, 65_000, 1, 10_000,
+                                                                     1, 0]]
