@@ -160,3 +160,16 @@ def test_only_csat_surveys_are_credited_to_the_agent():
     # handled, transferred, handle ms, holds, hold ms, surveys, satisfied
     assert pipeline.board.reps.sums("a7", [now - 900_000], now) == [[1, 0, 65_000, 1, 10_000,
                                                                      1, 0]]
+
+
+def test_an_agent_leaves_the_queues_its_previous_event_listed():
+    # metrics.md: `ccmon_agents` counts an agent in the state of its latest agent.state, for
+    # the queues that event lists. Three moves: q1 -> q2 -> q3, each leaving the one before.
+    pipeline = Pipeline()
+    moves = [(0, "available", ["q1"]), (10, "busy", ["q2"]), (20, "away", ["q3"])]
+    pipeline.feed([Record("cc.agents:0", n, None, orjson.dumps(
+        {"event_id": f"a{n}", "type": "agent.state", "ts": t, "agent_id": "a1", "state": state,
+         "queues": queues})) for n, (t, state, queues) in enumerate(moves)])
+    agents = {labels: value for name, labels, value in queue_metrics(pipeline.board, 30_000)
+              if name == "ccmon_agents" and value}
+    assert agents == {("q3", "away"): 1}
