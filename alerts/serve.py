@@ -8,6 +8,7 @@ import logging
 import signal
 
 from ccmon.kafka import say
+from ccmon.security import redis_options
 from ccmon.settings import Settings, SettingsError
 
 from .gateway import Gateway
@@ -25,6 +26,7 @@ def run_gateway(settings: Settings) -> int:
     if not settings.redis_url:
         raise SettingsError("the gateway needs CCMON_REDIS_URL: workers and gateways share "
                             "alerts through Redis (only `ccmon demo` runs without it)")
+    options = redis_options(settings)
     try:
         tokens = load_tokens(settings.tokens)
     except TokensError as exc:
@@ -34,17 +36,22 @@ def run_gateway(settings: Settings) -> int:
     check_port_free(settings.bind, settings.ws_port, "CCMON_WS_PORT")
     configure_logging()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, tokens))
+        asyncio.run(_serve(settings, tokens, options))
     return 0
 
 
-async def _serve(settings: Settings, tokens) -> None:
-    store = RedisStore(settings.redis_url, settings.app_id)
+async def _serve(settings: Settings, tokens, redis_options: dict[str, object]) -> None:
+    store = RedisStore(settings.redis_url, settings.app_id, redis_options)
+    try:
+        await store.check()
+    except SettingsError:
+        await store.close()
+        raise
     gateway = Gateway(store, tokens, settings.agents_window)
     await gateway.start(settings.bind, settings.ws_port)
     say(f"gateway {settings.app_id}: supervisor page http://{settings.bind}:{settings.ws_port}/ "
         f"· WebSocket ws://{settings.bind}:{settings.ws_port}/ws · alerts from "
-        f"{store.url.split('@')[-1]}")
+        f"{store.address}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)

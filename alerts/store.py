@@ -31,12 +31,17 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from ccmon.refusal import redis_refusal
+from ccmon.security import redis_address
+from ccmon.settings import SettingsError
 
 HISTORY_SECONDS = 7 * 86400  # how long a resolved alert can still be looked up and acked
 STREAM_LENGTH = 100_000  # transitions kept in the stream (approximately)
@@ -138,13 +143,16 @@ class AlertStore(Protocol):
 
 
 class RedisStore:
-    def __init__(self, url: str, app_id: str) -> None:
+    def __init__(self, url: str, app_id: str, options: Mapping[str, Any] | None = None
+                 ) -> None:
+        """`options`: `ccmon.security.redis_options`, the CA of rediss:// and the password."""
         self.url = url
+        self._password = bool(urlsplit(url).password or (options or {}).get("password"))
         # A read timeout above the gateway's XREAD BLOCK: a Redis that hangs is "unreachable".
         # One retry on a new connection: after a Redis restart the pooled ones are dead (the
         # scripts may run twice: they ignore what is already done).
         self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=15,
-                                             retry=Retry(NoBackoff(), 1))
+                                             retry=Retry(NoBackoff(), 1), **(options or {}))
         prefix = f"ccmon:{{{app_id}}}:"
         self.prefix = prefix
         self.firing_key, self.stream, self.tiles_key, self.agents_key, self.generation_key = (
@@ -158,8 +166,21 @@ class RedisStore:
         return f"{self.prefix}alert:{alert_id}"
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
-        address = self.url.split("@")[-1]  # never show a password
-        return StoreUnavailable(f"cannot reach Redis at {address} ({exc})")
+        return StoreUnavailable(f"cannot reach Redis at {self.address} ({exc})")
+
+    @property
+    def address(self) -> str:
+        return redis_address(self.url)  # never a password
+
+    async def check(self) -> None:
+        """At start: raise `SettingsError` if Redis refuses us (password, certificate, TLS or
+        not); an unreachable Redis is left to the usual retries."""
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            reason = await redis_refusal(self.url, exc, self._password)
+            if reason is not None:
+                raise SettingsError(reason) from None
 
     async def ping(self) -> None:
         try:
@@ -363,5 +384,6 @@ class MemoryStore:
         pass
 
 
-def open_store(redis_url: str, app_id: str) -> AlertStore:
-    return RedisStore(redis_url, app_id) if redis_url else MemoryStore()
+def open_store(redis_url: str, app_id: str, options: Mapping[str, Any] | None = None
+               ) -> AlertStore:
+    return RedisStore(redis_url, app_id, options) if redis_url else MemoryStore()

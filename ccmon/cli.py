@@ -7,14 +7,14 @@ import sys
 
 from ccmon import settings as settings_module
 from ccmon.kafka import say
-from ccmon.settings import SettingsError
+from ccmon.settings import KAFKA_SETTINGS, REDIS_SETTINGS, SettingsError
 
-WORKER_SETTINGS = ("brokers", "app_id", "metrics_port", "clock", "windows",
-                   "short_abandon_seconds", "service_level_seconds", "service_level_by_queue",
-                   "rules", "redis_url", "topic_prefix", "partitions", "contact_retention",
-                   "bind", "session_timeout", "instance_id", "ws_port", "tokens",
-                   "agents_window")
-GATEWAY_SETTINGS = ("app_id", "ws_port", "tokens", "redis_url", "bind", "agents_window")
+WORKER_SETTINGS = (*KAFKA_SETTINGS, *REDIS_SETTINGS, "app_id", "metrics_port", "clock",
+                   "windows", "short_abandon_seconds", "service_level_seconds",
+                   "service_level_by_queue", "rules", "topic_prefix", "partitions",
+                   "contact_retention", "bind", "session_timeout", "instance_id", "ws_port",
+                   "tokens", "agents_window")
+GATEWAY_SETTINGS = (*REDIS_SETTINGS, "app_id", "ws_port", "tokens", "bind", "agents_window")
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -26,7 +26,8 @@ from ccmon.consumers.run import check_port_free
 from ccmon.embedded import EmbeddedBrokerError, start_tansu, stop_process
 from ccmon.kafka import say, wait_for_brokers
 from ccmon.launch import Samples, ccmon_process, total, try_scrape
-from ccmon.settings import Settings, env_name
+from ccmon.security import kafka_options
+from ccmon.settings import FILE_SETTINGS, KAFKA_SETTINGS, Settings, SettingsError, env_name
 
 EXAMPLE_RULES = Path(ccmon.alerts.__file__).resolve().parent / "examples" / "rules.yaml"
 
@@ -45,7 +46,7 @@ def child_settings(settings: Settings, args: argparse.Namespace, bootstrap: str,
                                  for field in fields(Settings)
                                  if getattr(args, field.name, None) is not None}
     values["brokers"] = bootstrap
-    for name in ("rules", "tokens"):  # the children run in the demo's folder
+    for name in FILE_SETTINGS:  # the children run in the demo's folder
         path = values.get(name) or environ.get(env_name(name))
         if path:
             values[name] = os.path.abspath(path)
@@ -96,24 +97,31 @@ class Demo:
             traffic = ["simulate", "--seed", str(seed), "--scale", str(self.args.scale),
                        "--opening-incident"]
             self._start("simulator", traffic,
-                        {name: values[name] for name in ("brokers", "topic_prefix", "partitions")
-                         if name in values})
+                        {name: values[name] for name in (*KAFKA_SETTINGS, "topic_prefix",
+                                                         "partitions") if name in values})
             self._banner(bootstrap, metrics_url, seed)
             return self._watch(metrics_url)
         finally:
             self._stop_all()
 
     def _broker(self) -> str | None:
+        security = kafka_options(self.settings)
         if self.settings.brokers:
             waiting = asyncio.new_event_loop()
             try:
-                task = waiting.create_task(wait_for_brokers(self.settings.brokers))
+                task = waiting.create_task(wait_for_brokers(self.settings.brokers,
+                                                            security=security))
                 while not task.done() and not self.stopping.is_set():
                     waiting.run_until_complete(asyncio.wait({task}, timeout=0.2))
                 task.cancel()
+                if task.done() and not task.cancelled():
+                    task.result()  # the brokers refused us: KafkaRefused, one line
             finally:
                 waiting.close()
             return None if self.stopping.is_set() else self.settings.brokers
+        if security["security_protocol"] != "PLAINTEXT":
+            raise SettingsError(f"the embedded broker speaks plaintext only: with "
+                                f"{env_name('kafka_security_protocol')} set CCMON_BROKERS too")
         say("starting the embedded broker (tansu)…")
         self.broker = start_tansu(log_path=self.log_dir / "tansu.log")
         return self.broker.bootstrap

@@ -1,6 +1,9 @@
 """Kafka plumbing shared by every ccmon process: reaching the brokers, creating topics, producing.
 
-Unreachable brokers are reported in one line naming the address, then retried (running.md).
+Unreachable brokers are reported in one line naming the address, then retried (running.md);
+brokers that refuse us (credentials, certificates, protocol) end the process with one line.
+Every helper takes `security`: `ccmon.security.kafka_options(settings)`, the client's TLS and
+SASL keyword arguments (plaintext when left out).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaConnectionError,
@@ -19,6 +22,10 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
     for_code,
 )
+
+from ccmon.refusal import kafka_refusal
+from ccmon.security import PLAINTEXT, KafkaOptions
+from ccmon.settings import SettingsError
 
 log = logging.getLogger("ccmon.kafka")
 
@@ -30,10 +37,16 @@ def say(line: str) -> None:
     print(f"ccmon: {line}", file=sys.stderr, flush=True)
 
 
-async def wait_for_brokers(bootstrap: str, *, retry_seconds: float = RETRY_SECONDS) -> None:
-    """Return once the cluster answers metadata; say once per outage that it cannot be reached."""
+class KafkaRefused(SettingsError):
+    """The brokers refuse this client (a setting to fix, not an outage): one line naming them."""
+
+
+async def wait_for_brokers(bootstrap: str, *, retry_seconds: float = RETRY_SECONDS,
+                           security: KafkaOptions = PLAINTEXT) -> None:
+    """Return once the cluster answers metadata; say once per outage that it cannot be reached.
+    Raises `KafkaRefused` if a broker refuses our credentials, certificate or protocol."""
     with quiet_aiokafka():  # it would log every failed attempt
-        await _wait_for_brokers(bootstrap, retry_seconds)
+        await _wait_for_brokers(bootstrap, retry_seconds, security)
 
 
 @contextlib.contextmanager
@@ -47,10 +60,12 @@ def quiet_aiokafka() -> Iterator[None]:
         client_log.setLevel(level)
 
 
-async def _wait_for_brokers(bootstrap: str, retry_seconds: float) -> None:
+async def _wait_for_brokers(bootstrap: str, retry_seconds: float, security: KafkaOptions
+                            ) -> None:
     told = False
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
+                                    **security)
         try:
             await admin.start()
             await admin.describe_cluster()
@@ -58,6 +73,9 @@ async def _wait_for_brokers(bootstrap: str, retry_seconds: float) -> None:
                 say(f"Kafka at {bootstrap} is reachable again")
             return
         except (KafkaError, OSError, ValueError):
+            reason = await kafka_refusal(bootstrap, security)
+            if reason is not None:
+                raise KafkaRefused(reason) from None
             if not told:
                 say(f"cannot reach Kafka at {bootstrap}; retrying every {retry_seconds:g}s")
                 told = True
@@ -67,14 +85,16 @@ async def _wait_for_brokers(bootstrap: str, retry_seconds: float) -> None:
 
 
 async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int,
-                        config: dict[str, str] | None = None) -> dict[str, int]:
+                        config: dict[str, str] | None = None, *,
+                        security: KafkaOptions = PLAINTEXT) -> dict[str, int]:
     """Create the topics that do not exist yet (with `config`, e.g. compaction); return every
     topic's partition count.
 
     Raises the broker's `KafkaError` when it refuses to create a topic (other than "exists").
     """
     topics = list(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                                **security)
     await admin.start()
     try:
         existing = await _partition_counts(admin, topics)
@@ -120,9 +140,11 @@ async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> di
     return counts
 
 
-def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
+def new_producer(bootstrap: str, *, security: KafkaOptions = PLAINTEXT,
+                 **options: object) -> AIOKafkaProducer:
     """A producer tuned for throughput; `acks=all` so nothing acked is lost."""
     settings: dict[str, object] = {
+        **security,
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "linger_ms": 5,
@@ -133,9 +155,26 @@ def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(**settings)
 
 
+def new_consumer(bootstrap: str, *, security: KafkaOptions = PLAINTEXT,
+                 **options: object) -> AIOKafkaConsumer:
+    """A consumer outside any group (partitions assigned by the caller, offsets kept by the
+    caller), from the earliest record when it has no position."""
+    settings: dict[str, object] = {
+        **security,
+        "bootstrap_servers": bootstrap,
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+    settings.update(options)
+    return AIOKafkaConsumer(**settings)
+
+
 __all__ = [
     "KafkaConnectionError",
+    "KafkaRefused",
     "ensure_topics",
+    "new_consumer",
     "new_producer",
     "say",
     "wait_for_brokers",

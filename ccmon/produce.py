@@ -31,10 +31,11 @@ from aiokafka.errors import KafkaError
 
 from ccmon import settings as settings_module
 from ccmon.kafka import ensure_topics, new_producer, say, wait_for_brokers
-from ccmon.settings import CHANNELS, Settings, SettingsError
+from ccmon.security import kafka_options
+from ccmon.settings import CHANNELS, KAFKA_SETTINGS, Settings, SettingsError
 from ccmon.stream.simulate import OPENING_INCIDENT, SimConfig, Simulation
 
-SETTINGS_USED = ("brokers", "topic_prefix", "partitions")
+SETTINGS_USED = (*KAFKA_SETTINGS, "topic_prefix", "partitions")
 CHUNK = 2000  # messages in flight before we await their acks
 TICK_S = 0.1  # how often simulate looks at the clock
 STOP_GRACE_S = 5.0
@@ -80,12 +81,13 @@ def event_message(settings: Settings, event: dict[str, Any]) -> Message:
 async def _connect(settings: Settings) -> AIOKafkaProducer:
     """Wait for the brokers, create the topics that are missing, start a producer."""
     bootstrap = settings.bootstrap()
+    security = kafka_options(settings)
     topics = [*settings.channel_topics.values(), settings.agents_topic]
     while True:
-        await wait_for_brokers(bootstrap)
+        await wait_for_brokers(bootstrap, security=security)
         try:
-            await ensure_topics(bootstrap, topics, settings.partitions)
-            producer = new_producer(bootstrap)
+            await ensure_topics(bootstrap, topics, settings.partitions, security=security)
+            producer = new_producer(bootstrap, security=security)
             await producer.start()
             return producer
         except (KafkaError, OSError) as exc:
@@ -104,7 +106,7 @@ async def _send_all(producer: AIOKafkaProducer, settings: Settings,
             return
         except KafkaError as exc:
             say(f"sending to Kafka at {settings.bootstrap()} failed ({exc!r}); resending")
-            await wait_for_brokers(settings.bootstrap())
+            await wait_for_brokers(settings.bootstrap(), security=kafka_options(settings))
 
 
 async def _sleep_or_stop(stop_event: asyncio.Event | None, seconds: float) -> None:
@@ -128,15 +130,18 @@ def _simulation(seed: int, start: float | None, scale: float, incident: bool) ->
 
 async def simulate(settings: Settings, *, seed: int = 1, speed: float = 1.0, scale: float = 1.0,
                    duration: float | None = None, start: float | None = None,
-                   incident: bool = False, stop_event: asyncio.Event | None = None) -> int:
+                   incident: bool = False, stop_event: asyncio.Event | None = None,
+                   banner: str | None = None) -> int:
     """Send simulated traffic, paced by the clock; return the number of events sent.
 
     Simulated time starts at `start` (default: now) and runs `speed` times faster than the
     wall clock: at speed 1 every event's ts is the moment it is sent. `scale` multiplies the
     centre's size (arrivals and staff); `incident` opens with `OPENING_INCIDENT`. Stops after
-    `duration` simulated seconds or on `stop_event`.
+    `duration` simulated seconds or on `stop_event`. `banner` is said once connected.
     """
     producer = await _connect(settings)
+    if banner:
+        say(banner)
     wall_start = time.time()
     sim = _simulation(seed, wall_start if start is None else start, scale, incident)
     end = None if duration is None else sim.start + duration
@@ -335,7 +340,9 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings | None:
     try:
-        return settings_module.load(args)
+        settings = settings_module.load(args)
+        kafka_options(settings)  # a bad security setting: one line now, before any work
+        return settings
     except SettingsError as exc:
         say(str(exc))
         return None
@@ -351,11 +358,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    say(f"simulating into Kafka at {settings.bootstrap()} (seed {args.seed}, speed {args.speed:g}, "
-        f"scale {args.scale:g}); Ctrl-C stops")
+    banner = (f"simulating into Kafka at {settings.bootstrap()} (seed {args.seed}, speed "
+              f"{args.speed:g}, scale {args.scale:g}); Ctrl-C stops")
     return _run(lambda stop: simulate(
         settings, seed=args.seed, speed=args.speed, scale=args.scale, duration=args.duration,
-        start=args.start, incident=args.opening_incident, stop_event=stop))
+        start=args.start, incident=args.opening_incident, stop_event=stop, banner=banner))
 
 
 def run_replay(args: argparse.Namespace) -> int:

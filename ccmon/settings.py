@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CHANNELS = ("voice", "chat", "social")
@@ -98,6 +99,18 @@ def parse_per_queue_seconds(text: str) -> dict[str, float]:
     return result
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.upper() not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text.upper()
+    return parse
+
+
 def parse_window(text: str) -> str:
     """One window label of CCMON_WINDOWS (`15m`, `today`), as written there."""
     if "," in text:
@@ -143,7 +156,24 @@ class Settings:
     agents_window: str = _setting(
         "15m", parse_window, "window of the supervisors' agents view, one of the workers' "
         "CCMON_WINDOWS as written there")
-    redis_url: str = _setting("", str, "Redis URL for alert state, history and fan-out")
+    redis_url: str = _setting(
+        "", str, "Redis URL for alert state, history and fan-out (rediss:// for TLS)")
+    redis_ca_file: str = _setting(
+        "", str, "CA certificates (PEM) to trust for rediss:// (default: the system's)")
+    redis_password_file: str = _setting(
+        "", str, "file holding the Redis password (instead of one in the URL)")
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT", _one_of(SECURITY_PROTOCOLS), "Kafka security protocol: "
+        + ", ".join(SECURITY_PROTOCOLS))
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", _one_of(SASL_MECHANISMS), "Kafka SASL mechanism: " + ", ".join(SASL_MECHANISMS))
+    kafka_sasl_username: str = _setting("", str, "Kafka SASL user name")
+    kafka_sasl_password_file: str = _setting(
+        "", str, "file holding the Kafka SASL password (never the password itself)")
+    kafka_ca_file: str = _setting(
+        "", str, "CA certificates (PEM) to trust for Kafka over TLS (default: the system's)")
+    kafka_cert_file: str = _setting("", str, "client certificate (PEM) for Kafka over TLS")
+    kafka_key_file: str = _setting("", str, "private key (PEM) of CCMON_KAFKA_CERT_FILE")
     topic_prefix: str = _setting("cc", str, "prefix of the input, dead-letter and agent topics")
     partitions: int = _setting(
         4, int, "partitions of the topics ccmon creates (inputs when missing, internal topics)")
@@ -184,6 +214,17 @@ class Settings:
         return self.service_level_by_queue.get(queue, self.service_level_seconds)
 
 
+# The settings of every command that talks to Kafka, and of every one that talks to Redis.
+KAFKA_SETTINGS = ("brokers", "kafka_security_protocol", "kafka_sasl_mechanism",
+                  "kafka_sasl_username", "kafka_sasl_password_file", "kafka_ca_file",
+                  "kafka_cert_file", "kafka_key_file")
+REDIS_SETTINGS = ("redis_url", "redis_ca_file", "redis_password_file")
+# Settings naming a file: a child process started elsewhere needs them absolute.
+FILE_SETTINGS = ("rules", "tokens", "redis_ca_file", "redis_password_file",
+                 "kafka_sasl_password_file", "kafka_ca_file", "kafka_cert_file",
+                 "kafka_key_file")
+
+
 def env_name(name: str) -> str:
     return "CCMON_" + name.upper()
 
@@ -220,5 +261,16 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         except ValueError as exc:
             reason = str(exc) if "is not" in str(exc) or "names" in str(exc) else f"{raw!r}: {exc}"
             raise SettingsError(f"bad setting {source}: {reason}") from None
+    _refuse_password_flag(args)
     values.update(overrides)
     return Settings(**values)
+
+
+def _refuse_password_flag(args: argparse.Namespace | None) -> None:
+    """A command line is visible to every user of the machine (ps): no secret on it."""
+    url = getattr(args, "redis_url", None)
+    if url and urlsplit(url).password:
+        raise SettingsError(f"{flag_name('redis_url')} carries a password, which every user of "
+                            f"this machine can read in the process list: put the URL in "
+                            f"{env_name('redis_url')} or the password in "
+                            f"{env_name('redis_password_file')}")

@@ -15,6 +15,8 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ccmon.security import KafkaOptions
+
 log = logging.getLogger("ccmon.worker")
 
 READ_BACK_SECONDS = 10.0
@@ -35,7 +37,7 @@ def source_of(header: bytes) -> tuple[str, int] | None:
 
 
 async def written_since(bootstrap: str, topic: str, partitions: int, partition: int,
-                        mark: int | None) -> set[tuple[str, int]]:
+                        mark: int | None, security: KafkaOptions) -> set[tuple[str, int]]:
     """The (source, offset) of the dead letters of input partition number `partition` written
     to its dead-letter partition after offset `mark` (from its start if None). Empty, with a
     warning, if the topic cannot be read within READ_BACK_SECONDS: then a crash's last dead
@@ -44,7 +46,8 @@ async def written_since(bootstrap: str, topic: str, partitions: int, partition: 
     suffix = f":{partition}"
     found: set[tuple[str, int]] = set()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                **security)
     try:
         async with asyncio.timeout(READ_BACK_SECONDS):
             await consumer.start()

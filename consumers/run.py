@@ -13,9 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ccmon.alerts.gateway import Gateway
 from ccmon.alerts.rules import RulesError, load_rules
-from ccmon.alerts.store import AlertStore, open_store
+from ccmon.alerts.store import AlertStore, RedisStore, open_store
 from ccmon.alerts.tokens import TokensError, load_tokens
 from ccmon.kafka import ensure_topics, say, wait_for_brokers
+from ccmon.security import kafka_options, redis_options
 from ccmon.settings import Settings, SettingsError
 
 from .alerting import Alerting
@@ -31,11 +32,11 @@ EXPOSITION_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
 async def input_partitions(settings: Settings) -> int:
     """Partitions of the input topics (created if missing); they must all be equal, because a
     contact's state and its events must meet in the same partition number."""
-    bootstrap = settings.bootstrap()
-    await wait_for_brokers(bootstrap)
+    bootstrap, security = settings.bootstrap(), kafka_options(settings)
+    await wait_for_brokers(bootstrap, security=security)
     topics = [*settings.channel_topics.values(), settings.agents_topic]
     counts = await ensure_topics(bootstrap, [*topics, settings.deadletter_topic],
-                                 settings.partitions)
+                                 settings.partitions, security=security)
     inputs = {topic: counts.get(topic) for topic in topics}
     if len(set(inputs.values())) != 1 or None in inputs.values():
         listed = ", ".join(f"{topic}={count}" for topic, count in inputs.items())
@@ -45,8 +46,9 @@ async def input_partitions(settings: Settings) -> int:
     # of their partitions until a second rebalance, in the middle of the first work.
     internal = [facts_topic(settings), journeys_topic(settings)]
     changelogs = changelog_topics(settings)
-    counts = await ensure_topics(bootstrap, internal, partitions)
-    counts |= await ensure_topics(bootstrap, changelogs, partitions, COMPACTED)
+    counts = await ensure_topics(bootstrap, internal, partitions, security=security)
+    counts |= await ensure_topics(bootstrap, changelogs, partitions, COMPACTED,
+                                  security=security)
     for topic in (*internal, *changelogs):
         if counts.get(topic) != partitions:
             raise SettingsError(f"topic {topic} has {counts.get(topic)} partitions, the input "
@@ -121,7 +123,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool
             tokens = load_tokens(settings.tokens)
         except TokensError as exc:
             raise SettingsError(str(exc)) from None
-    store = open_store(settings.redis_url, settings.app_id) if (
+    store = open_store(settings.redis_url, settings.app_id, redis_options(settings)) if (
         settings.redis_url or with_gateway) else None
     alerting = load_alerting(settings, store)
     if alerting is None and store is not None:
@@ -130,6 +132,8 @@ def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop too
     try:
+        if isinstance(store, RedisStore):
+            loop.run_until_complete(store.check())
         partitions = loop.run_until_complete(input_partitions(settings))
     except KeyboardInterrupt:
         return 130

@@ -40,11 +40,13 @@ import faust
 import orjson
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import murmur2
+from faust.auth import Credentials
 
 from ccmon.alerts.agents_view import partial as agents_partial
 from ccmon.alerts.store import StoreUnavailable
 from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
 from ccmon.alerts.watch import tiles as board_tiles
+from ccmon.security import KafkaOptions, kafka_options
 from ccmon.settings import Settings
 from ccmon.stream.cases import Cases, JourneyFact
 from ccmon.stream.deadletter import dead_letter_message
@@ -106,6 +108,19 @@ def fact_partition(series: tuple[str, str], partitions: int) -> int:
     return (murmur2(f"{series[0]}{SEP}{series[1]}".encode()) & 0x7FFFFFFF) % partitions
 
 
+def faust_credentials(security: KafkaOptions) -> Credentials | None:
+    """`ccmon.security`'s client options as Faust's `broker_credentials`, which Faust turns
+    back into the same aiokafka arguments for its consumer, producers and topic creation."""
+    protocol = security["security_protocol"]
+    if protocol == "SSL":
+        return faust.SSLCredentials(security["ssl_context"])
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=security["sasl_plain_username"], password=security["sasl_plain_password"],
+            ssl_context=security.get("ssl_context"), mechanism=security["sasl_mechanism"])
+    return None
+
+
 def _partition_key(partition: int, name: str) -> bytes:
     # Table keys carry their partition so a partition's state is found again after recovery.
     return f"{partition}/{name}".encode()
@@ -129,8 +144,10 @@ class Worker:
         self._dead_letter_partitions: int | None = None  # the topic's, read at first need
         self._dead_before: dict[int, set[tuple[str, int]]] = {}
         self.partitions = partitions
+        self.kafka_security = kafka_options(settings)
         options: dict[str, object] = {
             "broker": [f"kafka://{server}" for server in settings.bootstrap().split(",")],
+            "broker_credentials": faust_credentials(self.kafka_security),
             "store": "memory://",
             "topic_partitions": partitions,
             "processing_guarantee": "at_least_once",
@@ -574,7 +591,7 @@ class Worker:
             mark = self.contacts.data.get(_partition_key(partition, DEAD_LETTER_MARK))
             self._dead_before[partition] = await written_since(
                 self.settings.bootstrap(), topic, self._dead_letter_partitions, partition,
-                None if mark is None else orjson.loads(mark))
+                None if mark is None else orjson.loads(mark), self.kafka_security)
 
         await asyncio.gather(*map(read_back, partitions))
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -67,6 +68,7 @@ class Server:
     log_path: Path
     url: str | None = None
     workdir: Path | None = None
+    listeners: dict[str, str] = field(default_factory=dict)  # Kafka: extra listener -> address
     _log_file: IO[bytes] | None = field(default=None, repr=False)
     _stopper: object | None = field(default=None, repr=False)
 
@@ -222,24 +224,41 @@ def _java() -> str:
     return java
 
 
+def _free_ports(host: str, count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def start_kafka(workdir: str | os.PathLike[str], *, timeout: float = KAFKA_START_SECONDS,
-                extra_properties: dict[str, str] | None = None) -> Server:
-    """A single-node Apache Kafka (KRaft, controller+broker in one process) on a free port."""
+                extra_properties: dict[str, str] | None = None,
+                extra_listeners: dict[str, str] | None = None,
+                format_arguments: Sequence[str] = ()) -> Server:
+    """A single-node Apache Kafka (KRaft, controller+broker in one process) on a free port.
+
+    `extra_listeners` (name -> security protocol, e.g. {"SASL_SSL": "SASL_SSL"}) get a free
+    port each, their addresses in `.listeners`; `.address` stays the PLAINTEXT listener.
+    `format_arguments` go to the storage format (e.g. `--add-scram` users)."""
     libs = kafka_libs()
     directory = _server_dir(workdir, "kafka")
     host = "127.0.0.1"
-    port, controller_port = free_port(host), free_port(host)
-    while controller_port == port:
-        controller_port = free_port(host)
+    extra_listeners = extra_listeners or {}
+    port, controller_port, *extra_ports = _free_ports(host, 2 + len(extra_listeners))
+    listeners = {"PLAINTEXT": port, **dict(zip(extra_listeners, extra_ports, strict=True))}
+    advertised = ",".join(f"{name}://{host}:{p}" for name, p in listeners.items())
+    protocols = {"PLAINTEXT": "PLAINTEXT", "CONTROLLER": "PLAINTEXT", **extra_listeners}
     properties = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{host}:{controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listeners": f"{advertised},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(f"{k}:{v}" for k, v in protocols.items()),
         "log.dirs": str(directory / "data"),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -276,7 +295,8 @@ def start_kafka(workdir: str | os.PathLike[str], *, timeout: float = KAFKA_START
             formatted = subprocess.run(
                 # C1 only: this short-lived JVM starts faster without the optimising compiler.
                 [*java, "-XX:TieredStopAtLevel=1", "kafka.tools.StorageTool", "format",
-                 f"--cluster-id={_random_cluster_id()}", "--config", str(config)],
+                 f"--cluster-id={_random_cluster_id()}", "--config", str(config),
+                 *format_arguments],
                 cwd=directory, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 timeout=120, check=False)
         except subprocess.TimeoutExpired:
@@ -286,7 +306,8 @@ def start_kafka(workdir: str | os.PathLike[str], *, timeout: float = KAFKA_START
                           f"{log_tail(log_path)}")
     process, log_path, log_file = _launch("kafka", [*java, "kafka.Kafka", str(config)], directory)
     server = Server("kafka", process, host, port, log_path, workdir=directory,
-                    _log_file=log_file)
+                    listeners={name: f"{host}:{p}" for name, p in listeners.items()
+                               if name != "PLAINTEXT"}, _log_file=log_file)
     _wait_or_raise(server, lambda: wait_for_kafka_process(
         process, host, port, name="Apache Kafka", log_path=log_path, timeout=timeout))
     return server
@@ -339,9 +360,15 @@ def start_tansu(workdir: str | os.PathLike[str], *, timeout: float = 30.0) -> Se
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def _redis_pong(host: str, port: int) -> bool:
+def _redis_pong(host: str, port: int, tls: ssl.SSLContext | None = None,
+                password: str | None = None) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=1.0) as sock:
+        with socket.create_connection((host, port), timeout=1.0) as raw:
+            sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
+            if password is not None:
+                sock.sendall(f"AUTH {password}\r\n".encode())
+                if not sock.recv(64).startswith(b"+OK"):
+                    return False
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
@@ -349,22 +376,36 @@ def _redis_pong(host: str, port: int) -> bool:
 
 
 def start_redis(workdir: str | os.PathLike[str], *, port: int | None = None,
-                timeout: float = REDIS_START_SECONDS) -> Server:
+                timeout: float = REDIS_START_SECONDS, tls: tuple[Path, Path, Path] | None = None,
+                password: str | None = None) -> Server:
     """Debian's redis-server on `port` or a free one, nothing persisted (its dir is in
-    workdir)."""
+    workdir). With `tls` (certificate, key, CA file: PEM) it listens on TLS only (`.url` is
+    `rediss://`, no client certificate asked); with `password` it requires it."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerError("redis-server is not installed: run scripts/test, or "
                           "apt-get install redis-server")
     directory = _server_dir(workdir, "redis")
     host, port = "127.0.0.1", port or free_port()
-    command = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
+    command = [binary, "--bind", host, "--save", "", "--appendonly", "no",
                "--dir", str(directory), "--daemonize", "no", "--logfile", ""]
+    if tls is None:
+        command += ["--port", str(port)]
+        scheme, context = "redis", None
+    else:
+        cert, key, ca = tls
+        command += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                    "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                    "--tls-auth-clients", "no"]
+        scheme, context = "rediss", ssl.create_default_context(cafile=str(ca))
+    if password is not None:
+        command += ["--requirepass", password]
     process, log_path, log_file = _launch("redis", command, directory)
-    server = Server("redis", process, host, port, log_path, url=f"redis://{host}:{port}/0",
+    server = Server("redis", process, host, port, log_path, url=f"{scheme}://{host}:{port}/0",
                     workdir=directory, _log_file=log_file)
 
-    _poll_ready(server, lambda: _redis_pong(host, port), timeout, "answer PING")
+    _poll_ready(server, lambda: _redis_pong(host, port, context, password), timeout,
+                "answer PING")
     return server
 
 
