@@ -111,6 +111,20 @@ def parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="send a JSON-lines file of events to Kafka")
     add_replay_arguments(replay)
     replay.set_defaults(run=_replay)
+
+    ingest = commands.add_parser(
+        "ingest", help="a contact-centre platform's own records into v1 events (adapters.md)")
+    platforms = ingest.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
+    from ccmon import ingest_asterisk, ingest_connect
+
+    asterisk = platforms.add_parser("asterisk", help="an Asterisk queue_log file "
+                                    "(app_queue), read to its end or followed")
+    ingest_asterisk.add_arguments(asterisk)
+    asterisk.set_defaults(run=ingest_asterisk.run)
+    connect = platforms.add_parser("connect", help="Amazon Connect contact events and agent "
+                                   "event stream, bridged to a Kafka topic")
+    ingest_connect.add_arguments(connect)
+    connect.set_defaults(run=ingest_connect.run)
     return top
 
 

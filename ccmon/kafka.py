@@ -140,6 +140,18 @@ async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> di
     return counts
 
 
+async def partition_count(bootstrap: str, topic: str, *,
+                          security: KafkaOptions = PLAINTEXT) -> int | None:
+    """The partition count of `topic`, or None if it does not exist; never creates it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                                **security)
+    await admin.start()
+    try:
+        return (await _partition_counts(admin, [topic])).get(topic)
+    finally:
+        await admin.close()
+
+
 def new_producer(bootstrap: str, *, security: KafkaOptions = PLAINTEXT,
                  **options: object) -> AIOKafkaProducer:
     """A producer tuned for throughput; `acks=all` so nothing acked is lost."""
@@ -176,6 +188,7 @@ __all__ = [
     "ensure_topics",
     "new_consumer",
     "new_producer",
+    "partition_count",
     "say",
     "wait_for_brokers",
 ]

@@ -365,16 +365,20 @@ def run_simulate(args: argparse.Namespace) -> int:
         start=args.start, incident=args.opening_incident, stop_event=stop, banner=banner))
 
 
+def readable(path: str) -> bool:
+    """True if `path` can be opened for reading; else says why in one line."""
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError as exc:
+        say(f"cannot read {path}: {exc.strerror}")
+        return False
+
+
 def run_replay(args: argparse.Namespace) -> int:
     """Entry point of `ccmon replay FILE`; returns the exit code."""
     settings = _settings(args)
-    if settings is None:
-        return 2
-    try:
-        with open(args.file, "rb"):
-            pass
-    except OSError as exc:
-        say(f"cannot read {args.file}: {exc.strerror}")
+    if settings is None or not readable(args.file):
         return 2
     return _run(lambda stop: replay(
         settings, args.file, rate=args.rate, default_channel=args.default_channel,

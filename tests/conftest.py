@@ -63,6 +63,14 @@ def deployment(kafka, tmp_path: Path) -> Iterator[Deployment]:
 
 
 @pytest.fixture
+def day_deployment(kafka, tmp_path: Path) -> Iterator[Deployment]:
+    """A deployment with one window of a day: figures of a day worked out by hand."""
+    deployment = Deployment(kafka, tmp_path, windows="1d")
+    yield deployment
+    deployment.stop_all()
+
+
+@pytest.fixture
 async def stack(redis_server, tmp_path: Path):
     """Gateways, supervisors and the store of an app id of its own on the session's Redis;
     all closed at the end."""

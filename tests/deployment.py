@@ -42,6 +42,19 @@ class Deployment:
         assert process.poll() is None, self.log_tail()
         return process
 
+    def start_ingest(self, *args: str):
+        """`ccmon ingest ARGS…` with the deployment's settings and a /metrics port of its own;
+        its log is `ingest.log`."""
+        port = free_port()
+        process = ccmon_process(["ingest", *args], {**self.values, "metrics_port": port},
+                                self.tmp_path / "ingest.log")
+        process.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        return process
+
+    def ingest_log(self) -> str:
+        path = self.tmp_path / "ingest.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
     def send(self, lines: list[bytes]) -> None:
         asyncio.run(self.send_async(lines))
 
