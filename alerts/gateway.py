@@ -385,7 +385,6 @@ class Gateway:
                     if client.supervisor.sees({"queue": tile["queue"]})]
             self._enqueue(client, (None, {"type": "kpis", "window": window, "tiles": mine}))
 
-
     async def _send_agents(self, clients: list[Client]) -> None:
         """Each client's agents (alerts.md 1.1), when they differ from what it was sent."""
         oldest = now_ms() - TILE_MAX_AGE_MS
