@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser(
         "ingest", help="a contact-centre platform's own records into v1 events (adapters.md)")
     platforms = ingest.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
-    from ccmon import ingest_asterisk, ingest_connect
+    from ccmon import ingest_asterisk, ingest_connect, ingest_taskrouter
 
     asterisk = platforms.add_parser("asterisk", help="an Asterisk queue_log file "
                                     "(app_queue), read to its end or followed")
@@ -125,6 +125,10 @@ def parser() -> argparse.ArgumentParser:
                                    "event stream, bridged to a Kafka topic")
     ingest_connect.add_arguments(connect)
     connect.set_defaults(run=ingest_connect.run)
+    taskrouter = platforms.add_parser("taskrouter", help="Twilio TaskRouter (Flex) event "
+                                      "callbacks, received over HTTP")
+    ingest_taskrouter.add_arguments(taskrouter)
+    taskrouter.set_defaults(run=ingest_taskrouter.run)
     return top
 
 

@@ -42,6 +42,7 @@ class Counts:
         self.adapter = adapter
         self.records = 0
         self.events = 0
+        self.refused = 0  # requests that failed authentication (TaskRouter's signature)
         self.skipped: Counter[str] = Counter()
         self.dead: Counter[str] = Counter()
 
@@ -49,6 +50,8 @@ class Counts:
         label = [self.adapter]
         yield _single("ccmon_adapter_records_total", "Source records read", label, self.records)
         yield _single("ccmon_adapter_events_total", "v1 events sent", label, self.events)
+        yield _single("ccmon_adapter_refused_total", "Requests refused: signature not verified",
+                      label, self.refused)
         yield _by_reason("ccmon_adapter_skipped_total",
                          "Source records that carry nothing v1 can say", label, self.skipped)
         yield _by_reason("ccmon_adapter_deadlettered_total",

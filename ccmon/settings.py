@@ -174,6 +174,9 @@ class Settings:
         "", str, "CA certificates (PEM) to trust for Kafka over TLS (default: the system's)")
     kafka_cert_file: str = _setting("", str, "client certificate (PEM) for Kafka over TLS")
     kafka_key_file: str = _setting("", str, "private key (PEM) of CCMON_KAFKA_CERT_FILE")
+    twilio_auth_token_file: str = _setting(
+        "", str, "file holding the Twilio account's auth token, to verify TaskRouter's "
+        "X-Twilio-Signature (ingest taskrouter; never the token itself)")
     topic_prefix: str = _setting("cc", str, "prefix of the input, dead-letter and agent topics")
     partitions: int = _setting(
         4, int, "partitions of the topics ccmon creates (inputs when missing, internal topics)")
@@ -222,7 +225,7 @@ REDIS_SETTINGS = ("redis_url", "redis_ca_file", "redis_password_file")
 # Settings naming a file: a child process started elsewhere needs them absolute.
 FILE_SETTINGS = ("rules", "tokens", "redis_ca_file", "redis_password_file",
                  "kafka_sasl_password_file", "kafka_ca_file", "kafka_cert_file",
-                 "kafka_key_file")
+                 "kafka_key_file", "twilio_auth_token_file")
 
 
 def env_name(name: str) -> str:

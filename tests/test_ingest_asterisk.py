@@ -10,34 +10,21 @@ import json
 import signal
 from pathlib import Path
 
-import orjson
 import pytest
+from adapters import by_reason, wait_for_figures
 from deployment import DEADLINE, Deployment
 from test_asterisk import DAY_MALFORMED, DAY_SKIPPED, day_lines, hand_figures_hold, run
 from test_worker import read_topic
 
-from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.launch import stop, total, try_scrape, wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-def wait_for_figures(deployment: Deployment, worker, wanted: dict, days: int = 1) -> None:
-    """The worker's queue series equal the engine's for the mapped lines, and the hand ones."""
-    def current() -> dict:
-        return queue_series(try_scrape(worker.metrics_url))
-    try:
-        wait_until(lambda: matches(found := current(), wanted) and hand_figures_hold(found, days),
-                   DEADLINE, "the hand-computed figures")
-    except TimeoutError:
-        pytest.fail(f"{describe_difference(current(), wanted)}\n{deployment.ingest_log()}\n"
-                    f"{deployment.log_tail()}")
-
-
-def engine(deployment: Deployment, lines: list[bytes]) -> dict:
-    mapper_events, _, _, mapper = run(lines)
-    events = mapper_events + mapper.finish()
-    return engine_figures([orjson.dumps(e) for e in events], deployment.settings)
+def mapped(lines: list[bytes]) -> list[dict]:
+    """The events of an uninterrupted run to the end of the lines."""
+    events, _, _, mapper = run(lines)
+    return events + mapper.finish()
 
 
 def test_a_queue_log_read_to_its_end(day_deployment: Deployment):
@@ -48,7 +35,7 @@ def test_a_queue_log_read_to_its_end(day_deployment: Deployment):
     ingest = deployment.start_ingest("asterisk", str(path))
     wait_until(lambda: ingest.poll() is not None, DEADLINE, "ingest to reach the end")
     assert ingest.returncode == 0, deployment.ingest_log()
-    wait_for_figures(deployment, worker, engine(deployment, day_lines()))
+    wait_for_figures(deployment, worker, mapped(day_lines()), hand_figures_hold)
 
     health = try_scrape(worker.metrics_url)
     assert total(health, "ccmon_events_invalid_total") == 0  # the monitor took every event
@@ -99,14 +86,11 @@ def test_a_followed_queue_log_through_appends_a_rotation_and_a_truncation(
     append(path, lines[60:])
     wait_until(lambda: read_so_far() == len(lines), DEADLINE, "the lines after the truncation")
 
-    wait_for_figures(deployment, worker, engine(deployment, lines))
+    wait_for_figures(deployment, worker, mapped(lines), hand_figures_hold)
     metrics = try_scrape(ingest.metrics_url)
-    skipped = {dict(labels)["reason"]: value for (name, labels), value in metrics.items()
-               if name == "ccmon_adapter_skipped_total" and dict(labels)["adapter"] == "asterisk"}
-    assert skipped == DAY_SKIPPED
-    dead = {dict(labels)["reason"]: value for (name, labels), value in metrics.items()
-            if name == "ccmon_adapter_deadlettered_total"}
-    assert dead == dict.fromkeys(DAY_MALFORMED, 1)
+    assert by_reason(metrics, "ccmon_adapter_skipped_total") == DAY_SKIPPED
+    assert by_reason(metrics, "ccmon_adapter_deadlettered_total") == dict.fromkeys(
+        DAY_MALFORMED, 1)
     assert total(metrics, "ccmon_adapter_events_total") == len(run(lines)[0])
     assert stop(ingest) == 0
 
@@ -149,6 +133,7 @@ def test_kill_9_mid_file_and_restart_give_the_figures_of_an_uninterrupted_run(
     ingest = deployment.start_ingest("asterisk", str(path))  # the same command, full speed
     wait_until(lambda: ingest.poll() is not None, DEADLINE, "ingest to reach the end")
     assert ingest.returncode == 0, deployment.ingest_log()
-    wait_for_figures(deployment, worker, engine(deployment, lines), days=10)
+    wait_for_figures(deployment, worker, mapped(lines),
+                     lambda found: hand_figures_hold(found, days=10))
     health = try_scrape(worker.metrics_url)
     assert total(health, "ccmon_events_invalid_total") == 0

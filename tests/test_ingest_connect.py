@@ -8,13 +8,12 @@ import asyncio
 import json
 import signal
 
-import orjson
 import pytest
+from adapters import by_reason, wait_for_figures
 from deployment import DEADLINE, Deployment
 from test_connect import MORNING_MALFORMED, MORNING_SKIPPED, hand_figures_hold, morning, run
 from test_worker import read_topic
 
-from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.kafka import ensure_topics, new_producer
 from ccmon.launch import stop, total, try_scrape, wait_until
 
@@ -60,21 +59,11 @@ def test_connect_events_through_ingest_and_a_kill_9_give_the_hand_figures(
     ingest = deployment.start_ingest("connect", "--from", topic, "--state", str(state))
     wait_until(lambda: records() == len(messages) - half, DEADLINE, "the second half")
 
-    wanted = engine_figures([orjson.dumps(e) for e in run(messages)[0]], deployment.settings)
-
-    def current() -> dict:
-        return queue_series(try_scrape(worker.metrics_url))
-    try:
-        wait_until(lambda: matches(found := current(), wanted) and hand_figures_hold(found),
-                   DEADLINE, "the hand figures")
-    except TimeoutError:
-        pytest.fail(f"{describe_difference(current(), wanted)}\n{deployment.log_tail()}")
+    wait_for_figures(deployment, worker, run(messages)[0], hand_figures_hold)
     assert total(try_scrape(worker.metrics_url), "ccmon_events_invalid_total") == 0
 
     metrics = try_scrape(ingest.metrics_url)  # the second run's: every skip is in that half
-    skipped = {dict(labels)["reason"]: value for (name, labels), value in metrics.items()
-               if name == "ccmon_adapter_skipped_total"}
-    assert skipped == MORNING_SKIPPED
+    assert by_reason(metrics, "ccmon_adapter_skipped_total") == MORNING_SKIPPED
     letters = asyncio.run(read_topic(bootstrap, deployment.settings.deadletter_topic,
                                      len(MORNING_MALFORMED)))
     assert sorted(h["ccmon-reason"] for _, h in letters) == sorted(MORNING_MALFORMED)
