@@ -179,6 +179,8 @@ def refusal_cases(kafka: SecuredKafka, redis: SecuredRedis, folder: Path
     other_ca = CertificateAuthority(folder, "unknown").ca_file
     events = folder / "one.jsonl"
     events.write_text('{"event_id": "x"}\n')
+    queue_log = folder / "queue_log"
+    queue_log.write_bytes((Path(__file__).parent / "data" / "queue_log").read_bytes())
     gateway = ["gateway"]
     tokens = {"tokens": write_tokens(folder / "tokens.yaml"), "ws_port": free_port()}
     host_port = redis.server.address
@@ -203,6 +205,14 @@ def refusal_cases(kafka: SecuredKafka, redis: SecuredRedis, folder: Path
         "worker, no client certificate": (
             ["worker"], {**mutual_tls(kafka), "kafka_cert_file": "", "kafka_key_file": ""},
             kafka.mutual_tls, "wants a client certificate"),
+        "ingest asterisk, wrong SCRAM password": (
+            ["ingest", "asterisk", str(queue_log), "--state", str(folder / "position")],
+            {**sasl(kafka, folder, "SCRAM-SHA-512", WRONG), "metrics_port": free_port()},
+            kafka.sasl_ssl, "refused the login (SASL_SSL, SCRAM-SHA-512 as 'scram-user')"),
+        "demo, wrong PLAIN password": (
+            ["demo"], {**sasl(kafka, folder, "PLAIN", WRONG), "metrics_port": free_port(),
+                       "ws_port": free_port()},
+            kafka.sasl_ssl, "refused the login (SASL_SSL, PLAIN as 'plain-user')"),
         "gateway, wrong Redis password": (
             gateway, {**rediss(redis, folder, WRONG), **tokens}, host_port,
             "refused the password"),
@@ -230,6 +240,9 @@ def test_refusals_are_one_line_naming_the_server_and_the_cause(
         done = run_ccmon(command, values)
         lines = done.stderr.splitlines()
         assert_no_secret(done.stdout + done.stderr, *secrets)
+        if command[0] == "ingest":  # it says what it ingests before it connects
+            banner, *lines = lines
+            assert banner.startswith("ccmon: ingesting "), done.stderr
         if (done.returncode != 2 or len(lines) != 1 or not lines[0].startswith("ccmon: ")
                 or server not in lines[0] or cause not in lines[0]):
             failures.append(f"{name}: exit {done.returncode}, stderr {done.stderr!r}")
@@ -255,10 +268,14 @@ def test_refusals_are_one_line_naming_the_server_and_the_cause(
      "cannot use CCMON_KAFKA_CA_FILE /etc/hostname: no PEM certificate in it"),
     ({"CCMON_REDIS_URL": "redis://localhost:6379/0", "CCMON_REDIS_CA_FILE": "/etc/hostname"},
      "CCMON_REDIS_CA_FILE needs a rediss:// CCMON_REDIS_URL"),
+    ({"CCMON_KAFKA_SECURITY_PROTOCOL": "SSL", "CCMON_METRICS_PORT": "0", "CCMON_WS_PORT": "0"},
+     "the embedded broker speaks plaintext only: with CCMON_KAFKA_SECURITY_PROTOCOL set "
+     "CCMON_BROKERS too"),
 ])
 def test_unusable_security_settings_are_one_line(environ: dict[str, str], line: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCMON_")} | environ
-    command = ["gateway"] if "CCMON_REDIS_URL" in environ else ["replay", "/dev/null"]
+    command = (["gateway"] if "CCMON_REDIS_URL" in environ else
+               ["demo"] if "CCMON_WS_PORT" in environ else ["replay", "/dev/null"])
     done = subprocess.run([sys.executable, "-m", "ccmon", *command], env=env,
                           capture_output=True, text=True, timeout=COMMAND_SECONDS, check=False)
     assert (done.returncode, done.stderr) == (2, f"ccmon: {line}\n")
