@@ -122,7 +122,8 @@ def test_ts_forms_at_the_edges_of_years_1970_to_9999(ts, ms):
     "1969-12-31T23:59:59.999Z", "10000-01-01T00:00:00Z", "9999-12-31T23:59:59-00:01",
     "9999-12-31T23:00:00-01:00",  # 10000-01-01T00:00:00Z itself, the first instant refused
     "0001-01-01T00:00:00Z", "", "z", "Z",
-    "2026-11-22T09:30Z",  # no seconds: not RFC 3339 (19 characters)
+    "2026-11-22T09:30Z", "2026-11-22T09:30+01",  # no seconds: not RFC 3339
+    "2026-11-22T09:30:00~", "2026-11-22T09:30:00\u00e9",  # no offset, a letter after "z"
     "2026-11-22X09:30:00Z", "2026-11-22T09:30:00",  # another separator; no offset
 ])
 def test_ts_refused(ts):
