@@ -8,6 +8,7 @@ Lifecycle checks need state and live in `lifecycle.py`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,10 @@ EVENT_ID_CHARS = 128
 TS_MIN_MS = 0
 TS_END_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 WRAP_MAX_SECONDS = 86_400
+# RFC 3339 date-time (T and Z in either case, or a space as its note allows). Python's parser
+# also takes ISO 8601 forms that are not RFC 3339: week dates, no colons, no seconds, `+01`.
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
 class BadEvent(Exception):
@@ -88,8 +93,8 @@ def parse_ts(value: object) -> int:
         parsed = datetime.fromisoformat(value[:-1] + "Z" if value[-1:] == "z" else value)
     except ValueError:
         raise BadEvent("bad_ts", f"ts {value[:64]!r} is not RFC 3339") from None
-    if parsed.tzinfo is None or len(value) < 20 or value[10] not in "Tt ":
-        raise BadEvent("bad_ts", f"ts {value[:64]!r} has no date-time with offset")
+    if not RFC3339.fullmatch(value):
+        raise BadEvent("bad_ts", f"ts {value[:64]!r} is not an RFC 3339 date-time with offset")
     try:
         ms = round(parsed.timestamp() * 1000)
     except (OverflowError, ValueError):  # an offset that pushes year 1 or 9999 out of range

@@ -125,6 +125,9 @@ def test_ts_forms_at_the_edges_of_years_1970_to_9999(ts, ms):
     "2026-11-22T09:30Z", "2026-11-22T09:30+01",  # no seconds: not RFC 3339
     "2026-11-22T09:30:00~", "2026-11-22T09:30:00\u00e9",  # no offset, a letter after "z"
     "2026-11-22X09:30:00Z", "2026-11-22T09:30:00",  # another separator; no offset
+    # ISO 8601 that RFC 3339 is not: a week date, no colons, an offset without its colon
+    "2026-W47-7T09:30:00Z", "2026-11-22T093000+01", "2026-11-22T09:30:00+0100",
+    "2026-11-22T09:30:00.Z", "+2026-11-22T09:30:00Z", "2026-11-22T09:30:00Z ",
 ])
 def test_ts_refused(ts):
     assert reason(queued(ts=ts)) == "bad_ts"
