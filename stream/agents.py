@@ -68,29 +68,31 @@ class Timelines:
                     totals[state] += overlap
         return {state: ms / 1000 for state, ms in totals.items()}
 
-    def prune(self, horizon: int) -> bool:
-        """Forget what no window reaching back to `horizon` needs; True if anything went."""
-        pruned = False
+    def prune(self, horizon: int) -> list[str]:
+        """Forget what no window reaching back to `horizon` needs; the agents whose changes
+        went."""
+        pruned = []
         for agent, changes in list(self.changes.items()):
             before = bisect_right(changes, horizon, key=_ts)  # changes at or before horizon
             if before > 1:
                 del changes[:before - 1]
-                pruned = True
+                pruned.append(agent)
             if len(changes) == 1 and changes[0][1] is None and changes[0][0] <= horizon:
                 del self.changes[agent]  # out of the queue since before every window
-                pruned = True
+                if not pruned or pruned[-1] != agent:
+                    pruned.append(agent)
         return pruned
 
-    def to_json(self) -> dict[str, list[list]]:
-        return {agent: [list(change) for change in changes]
-                for agent, changes in self.changes.items()}
+    # One agent's changes are persisted on their own: a queue of thousands of agents would
+    # not fit in one changelog message.
+    def agent_json(self, agent: str) -> list[list]:
+        return [list(change) for change in self.changes.get(agent, ())]
 
-    @classmethod
-    def from_json(cls, data: dict[str, list[list]]) -> Timelines:
-        timelines = cls()
-        timelines.changes = {agent: [(ts, state) for ts, state in changes]
-                             for agent, changes in data.items()}
-        return timelines
+    def restore_agent(self, agent: str, changes: list[list]) -> None:
+        if changes:
+            self.changes[agent] = [(ts, state) for ts, state in changes]
+        else:
+            self.changes.pop(agent, None)
 
 
 def _ts(change: Change) -> int:

@@ -237,6 +237,9 @@ class Board:
         self.staff: dict[str, dict[str, list]] = {}
         self.reps = Reps()  # agent -> its samples (segments, holds, csat): the agents view
         self.marks: dict[str, dict[str, int]] = {}  # live/agents/rep unit -> source -> position
+        # queue -> the marks of its agents unit as logged before units per agent: an agent's
+        # first unit starts from them (a fact they cover was applied already).
+        self.queue_marks: dict[str, dict[str, int]] = {}
         # A minute's marks are an array in its block, indexed by the number of the source.
         self.sources: dict[str, int] = {}
         self.source_names: list[str] = []
@@ -251,8 +254,10 @@ class Board:
         return f"L{SEP}{queue}{SEP}{channel}"
 
     @staticmethod
-    def agents_unit(queue: str) -> str:
-        return f"A{SEP}{queue}"
+    def agents_unit(queue: str, agent: str) -> str:
+        # One agent's timeline in one queue. Read back with split(SEP, 2): an agent id may
+        # hold anything. Its marks stay when the timeline is pruned away (few agents, small).
+        return f"A{SEP}{queue}{SEP}{agent}"
 
     @staticmethod
     def staff_unit(queue: str) -> str:
@@ -324,7 +329,10 @@ class Board:
                     roster[contact] = [ts, value]
             return
         if kind == AGENT:
-            if self._fresh(self.agents_unit(queue), source, position):
+            unit = self.agents_unit(queue, contact)
+            if unit not in self.marks and queue in self.queue_marks:
+                self.marks[unit] = dict(self.queue_marks[queue])
+            if self._fresh(unit, source, position):
                 timelines = self.timelines.get(queue)
                 if timelines is None:
                     timelines = self.timelines[queue] = Timelines()
@@ -374,8 +382,8 @@ class Board:
                 if agent not in self.reps.samples:  # its unit goes, marks with it
                     self.marks.pop(unit, None)
             for queue, timelines in self.timelines.items():
-                if timelines.prune(horizon):
-                    self.dirty.add(self.agents_unit(queue))
+                for agent in timelines.prune(horizon):
+                    self.dirty.add(self.agents_unit(queue, agent))
             for queue, roster in self.staff.items():  # agents gone from the queue for long
                 gone = [agent for agent, (ts, state) in roster.items()
                         if state is None and ts <= horizon]
@@ -398,6 +406,14 @@ class Board:
         if unit.startswith("R" + SEP):
             samples = self.reps.to_json(unit[2:])
             return None if samples is None else {"marks": self.marks[unit], **samples}
+        if unit.startswith("A" + SEP):
+            _, queue, *agent = unit.split(SEP, 2)
+            marks = self.marks.get(unit)
+            if not agent or marks is None:
+                return None  # a queue's unit of before units per agent: replaced by them
+            timelines = self.timelines.get(queue)
+            return {"marks": marks,
+                    "changes": timelines.agent_json(agent[0]) if timelines is not None else []}
         kind, *names = unit.split(SEP)
         if kind == "S":
             return self._minute_state(names[0], names[1], int(names[2]))
@@ -406,10 +422,6 @@ class Board:
             return None
         if kind == "N":
             return {"marks": marks, "staff": self.staff.get(names[0], {})}
-        if kind == "A":
-            timelines = self.timelines.get(names[0])
-            return {"marks": marks,
-                    "timelines": timelines.to_json() if timelines is not None else {}}
         stats = self.queues.get((names[0], names[1]))
         return {"marks": marks, "waiting": stats.waiting, "talking": stats.talking,
                 "open_cases": stats.open_cases}
@@ -440,6 +452,9 @@ class Board:
             self.marks[unit] = dict(state["marks"])
             self.reps.restore(unit[2:], state)
             return
+        if unit.startswith("A" + SEP):
+            self._restore_agents(unit, state)
+            return
         kind, *names = unit.split(SEP)
         if kind == "S":
             self._restore_minute(self.stats(names[0], names[1]), int(names[2]), state)
@@ -449,17 +464,34 @@ class Board:
             self.staff[names[0]] = {agent: list(change) for agent, change
                                     in state["staff"].items()}
             return
-        if kind == "A":
-            if "timelines" in state:
-                self.timelines[names[0]] = Timelines.from_json(state["timelines"])
-            else:  # logged before 1.1: only the latest states, as if held since ever
-                self.timelines[names[0]] = Timelines.from_json(
-                    {agent: [[0, agent_state]] for agent, agent_state in state["agents"].items()})
-            return
         stats = self.stats(names[0], names[1])
         stats.waiting.update(state["waiting"])
         stats.talking.update(state["talking"])
         stats.open_cases = state.get("open_cases", 0)  # logged before cases: none
+
+    def _restore_agents(self, unit: str, state: dict) -> None:
+        _, queue, *agent = unit.split(SEP, 2)
+        timelines = self.timelines.setdefault(queue, Timelines())
+        if agent:
+            self.marks[unit] = dict(state["marks"])
+            timelines.restore_agent(agent[0], state["changes"])
+            return
+        # A queue's unit of before units per agent: every agent's timeline ("timelines"), or
+        # before 1.1 only the latest states ("agents"), as if held since ever. Each agent gets
+        # its unit now, the queue's unit goes, and its marks seed any agent's first unit.
+        if "timelines" in state:
+            changes = state["timelines"]
+        else:
+            changes = {name: [[0, agent_state]] for name, agent_state in state["agents"].items()}
+        self.queue_marks[queue] = dict(state["marks"])
+        self.dirty.add(unit)
+        for name, agent_changes in changes.items():
+            agent_unit = self.agents_unit(queue, name)
+            if agent_unit in self.marks:
+                continue  # its own unit, logged after this one, was restored already
+            self.marks[agent_unit] = dict(state["marks"])
+            timelines.restore_agent(name, agent_changes)
+            self.dirty.add(agent_unit)
 
     def _restore_minute(self, stats: QueueStats, minute: int, state: dict) -> None:
         start = minute * MINUTE_MS

@@ -131,8 +131,11 @@ def test_timelines_sum_exactly_on_edges():
     assert timelines.seconds(low=1_500, now=3_500) == {
         "available": 0, "busy": 0.5, "acw": 0.5, "away": 0, "offline": 0}
     assert timelines.seconds(low=2_000, now=3_000)["busy"] == 0  # (2000, 3000]: none
-    assert timelines.prune(horizon=2_500)  # keeps the None at 2000: the state at the edge
+    assert timelines.prune(horizon=2_500) == ["a"]  # keeps the None at 2000: the state there
     assert timelines.changes == {"a": [(2_000, None), (3_000, "acw")]}
+    assert timelines.prune(horizon=2_999) == []
+    timelines.record("b", 500, None)
+    assert timelines.prune(horizon=600) == ["b"] and "b" not in timelines.changes
 
 
 def test_staffing_reaches_the_series_on_another_partition():
@@ -166,9 +169,40 @@ def test_staffing_reaches_the_series_on_another_partition():
     assert ("ccmon_estimated_wait_seconds", ("billing", "voice", "5m")) in split
 
 
+def test_a_queue_of_many_agents_logs_small_units():
+    """Each agent's timeline is a unit of its own: 3,000 agents of one queue, each changing
+    state 20 times, never make one changelog message grow with the number of agents."""
+    events = [state(f"agent-{a:04d}", 10 * n + a / 1000, ("available", "busy")[n % 2],
+                    ["billing"], n) for n in range(20) for a in range(3000)]
+    board = run(events).board
+    sizes = {unit: len(orjson.dumps(unit_state))
+             for unit, unit_state in board.take_dirty().items() if unit.startswith("A")}
+    assert len(sizes) == 3000 and max(sizes.values()) < 1_000
+
+
+def test_an_agents_unit_of_a_whole_queue_restores_as_units_per_agent():
+    """Logged before units per agent: one unit per queue with every agent's timeline. It
+    restores as units per agent, is deleted, and its marks keep covering the facts it
+    applied, also for an agent it does not hold (pruned away before the restart)."""
+    board = Board(WINDOWS, EngineConfig().thresholds)
+    board.restore("A\x1fbilling", {"marks": {"cc.agents:0": 4},
+                                   "timelines": {"a1": [[MS0, "busy"]], "a2": [[MS0, "away"]]}})
+    assert board.take_dirty() == {
+        "A\x1fbilling": None,
+        Board.agents_unit("billing", "a1"): {"marks": {"cc.agents:0": 4},
+                                             "changes": [[MS0, "busy"]]},
+        Board.agents_unit("billing", "a2"): {"marks": {"cc.agents:0": 4},
+                                             "changes": [[MS0, "away"]]}}
+    replayed = ("billing", "", "agent", MS0 + 1_000, "a3", "available")
+    board.apply(replayed, "cc.agents:0", 4)  # covered by the queue's marks: applied before
+    board.apply(("billing", "", "agent", MS0 + 1_000, "a1", "acw"), "cc.agents:0", 3)
+    board.apply(("billing", "", "agent", MS0 + 2_000, "a2", "available"), "cc.agents:0", 5)
+    assert board.timelines["billing"].latest() == {"a1": "busy", "a2": "available"}
+
+
 def test_an_agents_unit_logged_before_timelines_restores_the_latest_states():
     board = Board(WINDOWS, EngineConfig().thresholds)
-    board.restore(Board.agents_unit("billing"),
+    board.restore("A\x1fbilling",
                   {"marks": {"cc.agents:0": 4096}, "agents": {"a1": "busy", "a2": "away"}})
     figures = agent_time(board, 60)
     assert figures[("ccmon_agents", ("billing", "busy"))] == 1
