@@ -1,0 +1,51 @@
+"""The intake's health counters (metrics.md "Monitor health") on a small mixed batch, worked
+out by hand: valid events per (channel, type), duplicates, dead letters per reason, the
+largest ts per channel, and the event clock over every valid event, agents' included."""
+
+from __future__ import annotations
+
+import orjson
+
+from ccmon.stream.engine import EngineConfig, Intake, Record
+
+T0 = 1_795_338_000  # 2026-11-22T09:00:00Z
+
+
+def record(source: str, offset: int, channel: str | None, **event: object) -> Record:
+    return Record(source, offset, channel, orjson.dumps(event))
+
+
+def test_health_counters_of_a_mixed_batch():
+    intake = Intake(EngineConfig())
+    voice = [
+        record("cc.voice:0", 0, "voice", event_id="v1", type="contact.queued", ts=T0 + 100,
+               contact_id="c1", queue="q"),
+        # later contact, earlier ts: applied; the channel's largest ts stays 100
+        record("cc.voice:0", 1, "voice", event_id="v2", type="contact.queued", ts=T0 + 50,
+               contact_id="c2", queue="q"),
+        record("cc.voice:0", 2, "voice", event_id="v1", type="contact.queued", ts=T0 + 100,
+               contact_id="c1", queue="q"),  # a repeat
+        Record("cc.voice:0", 3, "voice", b"{"),  # not JSON
+        record("cc.voice:0", 4, "voice", event_id="v3", type="contact.answered", ts=T0 + 400,
+               contact_id="zz"),  # never queued: lifecycle
+    ]
+    chat = [record("cc.chat:1", 0, "chat", event_id="h1", type="contact.queued", ts=T0 + 300,
+                   contact_id="c1", queue="q")]
+    agents = [record("cc.agents:0", 7, None, event_id="a1", type="agent.state", ts=T0 + 500,
+                     agent_id="a1", state="busy", queues=["q"])]
+    facts, dead = intake.take(0, [*voice, *chat, *agents])
+    assert dict(intake.events) == {("voice", "contact.queued"): 2, ("chat", "contact.queued"): 1,
+                                   ("", "agent.state"): 1}
+    assert intake.duplicates == 1
+    assert dict(intake.invalid) == {"invalid_json": 1, "lifecycle": 1}
+    assert [(d.source, d.record.offset, d.reason) for d in dead] == [
+        ("cc.voice:0", 3, "invalid_json"), ("cc.voice:0", 4, "lifecycle")]
+    # Agents have no channel: no `ccmon_last_event_timestamp_seconds` series of their own,
+    # but their ts moves the event clock.
+    assert intake.last_event_ts == {"voice": (T0 + 100) * 1000, "chat": (T0 + 300) * 1000}
+    assert intake.latest_ts == (T0 + 500) * 1000
+    # Each fact located by its record: offset * 1024 + its index among its event's facts.
+    positions = [(located[6], located[7]) for located in facts]
+    assert positions[:3] == [("cc.voice:0", 0), ("cc.voice:0", 1024), ("cc.chat:1", 0)]
+    assert all(source == "cc.agents:0" and 7 * 1024 <= position < 8 * 1024
+               for source, position in positions[3:])
