@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import orjson
 
+from ccmon.stream.cases import RESOLVED, Resolution
 from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.lifecycle import Fact
-from ccmon.stream.queues import Board
+from ccmon.stream.queues import Board, sample_code, sample_of
 
 T0 = 1_795_338_000  # 2026-11-22T09:00:00Z, epoch seconds
 
@@ -94,3 +95,37 @@ def test_a_minute_restored_from_its_log_still_refuses_its_first_fact():
     apply(restored)
     assert metrics(restored, 60) == metrics(board, 60)
     assert metrics(board, 60)[("ccmon_offered_contacts", ("q", "voice", "5m"))] == 1
+
+
+def test_a_resolution_code_keeps_fcr_and_multichannel_apart():
+    # Each of the two flags read back from its own bit (the changelog's samples).
+    for fcr, multichannel in ((True, False), (False, True)):
+        value = Resolution(90_000, 3, fcr, multichannel)
+        assert sample_of(sample_code(RESOLVED, value)) == (RESOLVED, value)
+
+
+def test_an_agents_credit_replayed_counts_once():
+    # Facts sent again after a crash change nothing (design: exactly once), the agent's
+    # credits included: a7's one segment, 5 -> 70 s, counts once.
+    config = EngineConfig()
+    facts, _ = Intake(config).take(0, records([
+        ("c1", "contact.queued", 0, {"queue": "q"}),
+        ("c1", "contact.answered", 5, {"agent_id": "a7"}),
+        ("c1", "contact.ended", 70, {})]))
+    board = Board(config.windows, config.thresholds)
+    for _ in range(2):
+        for located in facts:
+            board.apply(Fact(*located[:6]), located[6], located[7])
+    now = (T0 + 100) * 1000
+    assert board.reps.sums("a7", [now - 900_000], now) == [[1, 0, 65_000, 0, 0, 0, 0]]
+
+
+def test_the_staffing_of_a_queue_is_each_agents_latest_state_by_ts():
+    # metrics.md 1.1: N counts the agents whose latest agent.state (by ts) is available,
+    # busy or acw; an event arriving late (ts 10 after ts 20) does not replace the latest.
+    pipeline = Pipeline()
+    pipeline.feed([Record("cc.agents:0", n, None, orjson.dumps(
+        {"event_id": f"a{n}", "type": "agent.state", "ts": T0 + t, "agent_id": "a1",
+         "state": state, "queues": ["q"]})) for n, (t, state) in
+        enumerate([(20, "available"), (10, "offline")])])
+    assert pipeline.board.staff["q"] == {"a1": [(T0 + 20) * 1000, "available"]}
