@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import orjson
 
-from ccmon.stream.engine import EngineConfig, Intake, Record
+from ccmon.settings import Settings, parse_duration, parse_windows
+from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
+from ccmon.stream.kpis import queue_metrics
+from ccmon.stream.queues import Thresholds
 
 T0 = 1_795_338_000  # 2026-11-22T09:00:00Z
 
@@ -49,3 +52,30 @@ def test_health_counters_of_a_mixed_batch():
     assert positions[:3] == [("cc.voice:0", 0), ("cc.voice:0", 1024), ("cc.chat:1", 0)]
     assert all(source == "cc.agents:0" and 7 * 1024 <= position < 8 * 1024
                for source, position in positions[3:])
+
+
+def test_the_engine_takes_the_deployments_settings_in_milliseconds():
+    # README's settings (seconds, as parsed) -> the engine's milliseconds, each by hand.
+    settings = Settings(windows=parse_windows("5m,today"), timezone="Europe/Berlin",
+                        service_level_seconds=20.5, service_level_by_queue={"vip": 10.0},
+                        short_abandon_seconds=2.5, service_level_target=0.9,
+                        contact_retention=parse_duration("2d"), case_timeout=parse_duration("3h"))
+    assert EngineConfig.from_settings(settings) == EngineConfig(
+        windows=(("5m", 300_000), ("today", 0)), timezone="Europe/Berlin",
+        thresholds=Thresholds(service_level_ms=20_500, service_level_by_queue={"vip": 10_000},
+                              short_abandon_ms=2_500, service_level_target=0.9),
+        retention_ms=172_800_000, case_timeout_ms=10_800_000)
+
+
+def test_two_cases_opened_in_one_queue_and_minute_both_count():
+    # metrics.md 1.1: each contact with a customer and no open case opens one; two customers'
+    # contacts entering q within the same minute open two, both open at now.
+    pipeline = Pipeline()
+    pipeline.feed([record("cc.voice:0", n, "voice", event_id=f"v{n}", type="contact.queued",
+                          ts=T0 + n, contact_id=f"c{n}", queue="q", customer_id=f"u{n}")
+                   for n in range(2)])
+    pipeline.advance((T0 + 10) * 1000)
+    m = {(name, labels): value
+         for name, labels, value in queue_metrics(pipeline.board, (T0 + 10) * 1000)}
+    assert m[("ccmon_opened_cases", ("q", "voice", "5m"))] == 2
+    assert m[("ccmon_open_cases", ("q", "voice"))] == 2
