@@ -1,0 +1,47 @@
+"""An agent's timeline in one queue (stream/agents.py) read as alerts.md 1.1's agents view
+and metrics.md 1.1's agent seconds, by hand: the current state and since when (a repeated
+state does not restart it), agents gone from the queue, and seconds at the window's edges."""
+
+from __future__ import annotations
+
+from ccmon.stream.agents import Timelines
+
+
+def test_the_current_state_runs_from_the_first_of_its_repeats():
+    timelines = Timelines()
+    for agent, ts, state in [("a1", 0, "available"), ("a1", 100, "busy"), ("a1", 150, "busy"),
+                             ("a2", 10, "busy"), ("a2", 20, None),  # left the queue
+                             ("a3", 50, "away"), ("a3", 40, "acw")]:  # a late, older event
+        timelines.record(agent, ts, state)
+    # a1: busy since 100 (150 repeats it), changed last at 150; a3: its latest by ts.
+    assert timelines.current() == {"a1": ("busy", 100, 150), "a3": ("away", 50, 50)}
+    assert timelines.latest() == {"a1": "busy", "a3": "away"}
+
+
+def test_agent_seconds_at_the_window_edges():
+    """a1: available 0-100, busy 100-250, away from 250. Window (100, 300]: available's end
+    at 100 is out, busy 100-250 counts 150, away 250-300 counts 50; (0, 100]: available 100.
+    In ms, read in seconds."""
+    timelines = Timelines()
+    for ts, state in [(0, "available"), (100_000, "busy"), (250_000, "away")]:
+        timelines.record("a1", ts, state)
+    assert timelines.seconds(100_000, 300_000) == {
+        "available": 0, "busy": 150.0, "acw": 0, "away": 50.0, "offline": 0}
+    assert timelines.seconds(0, 100_000) == {
+        "available": 100.0, "busy": 0, "acw": 0, "away": 0, "offline": 0}
+    # Nothing before the first change: (-50, 50] holds 50 s of available only.
+    assert timelines.seconds(-50_000, 50_000)["available"] == 50.0
+
+
+def test_pruning_keeps_the_state_at_the_horizon():
+    timelines = Timelines()
+    for ts, state in [(0, "available"), (10, "busy"), (20, "acw"), (30, None)]:
+        timelines.record("a1", ts, state)
+    timelines.record("a2", 5, "away")
+    # At horizon 20: a1's changes at or before it but the last (acw at 20) go; a2's one
+    # change is its state there. At 30, a1 is out of the queue since then: forgotten.
+    assert timelines.prune(20) == ["a1"]  # the agents whose changes went
+    assert timelines.changes == {"a1": [(20, "acw"), (30, None)], "a2": [(5, "away")]}
+    assert timelines.prune(20) == []
+    assert timelines.prune(30) == ["a1"]
+    assert timelines.changes == {"a2": [(5, "away")]}
