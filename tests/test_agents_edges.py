@@ -45,3 +45,24 @@ def test_pruning_keeps_the_state_at_the_horizon():
     assert timelines.prune(20) == []
     assert timelines.prune(30) == ["a1"]
     assert timelines.changes == {"a2": [(5, "away")]}
+
+
+def test_pruning_names_every_agent_it_changed_once():
+    # The board rewrites (or forgets) the logged unit of each agent named: b loses old
+    # changes, a and c are gone (out of the queue since before the horizon).
+    timelines = Timelines()
+    for agent, ts, state in [("b", 0, "busy"), ("b", 10, "away"), ("b", 20, "acw"),
+                             ("a", 0, "busy"), ("a", 5, None), ("c", 0, "busy"), ("c", 5, None)]:
+        timelines.record(agent, ts, state)
+    assert timelines.prune(15) == ["b", "a", "c"]
+    assert timelines.changes == {"b": [(10, "away"), (20, "acw")]}
+
+
+def test_a_leave_known_before_the_state_it_ends():
+    # The leave (30 s) arrives first, the busy it ends (25 s) late: busy counts 25-30 only,
+    # also when pruning ran in between (the leave is after the horizon: kept).
+    timelines = Timelines()
+    timelines.record("a1", 30_000, None)
+    timelines.prune(20_000)
+    timelines.record("a1", 25_000, "busy")
+    assert timelines.seconds(0, 60_000)["busy"] == 5.0

@@ -4,10 +4,12 @@ largest ts per channel, and the event clock over every valid event, agents' incl
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 
 from ccmon.settings import Settings, parse_duration, parse_windows
-from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
+from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record, journey_position
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.queues import Thresholds
 
@@ -79,3 +81,12 @@ def test_two_cases_opened_in_one_queue_and_minute_both_count():
          for name, labels, value in queue_metrics(pipeline.board, (T0 + 10) * 1000)}
     assert m[("ccmon_opened_cases", ("q", "voice", "5m"))] == 2
     assert m[("ccmon_open_cases", ("q", "voice"))] == 2
+
+
+def test_journey_positions_leave_room_for_each_steps_case_facts():
+    # A journey step's case facts (at most 3) take the positions after its own: positions
+    # increase with (offset, index), 1024 steps a message, never overlapping.
+    steps = [(offset, index) for offset in range(3) for index in (0, 1, 2, 1022, 1023)]
+    positions = [journey_position(offset, index) for offset, index in steps]
+    assert all(later - earlier >= 3 for earlier, later in itertools.pairwise(positions))
+    assert journey_position(0, 0) == 0
