@@ -1,6 +1,6 @@
-"""The intake's health counters (metrics.md "Monitor health") on a small mixed batch, worked
-out by hand: valid events per (channel, type), duplicates, dead letters per reason, the
-largest ts per channel, and the event clock over every valid event, agents' included."""
+"""The engine's entry points (stream/engine.py), worked out by hand: the intake's health
+counters (metrics.md "Monitor health") on a small mixed batch, the deployment's settings in
+milliseconds, and the positions of case facts (two cases in one minute both count)."""
 
 from __future__ import annotations
 
