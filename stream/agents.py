@@ -57,16 +57,24 @@ class Timelines:
 
     def seconds(self, low: int, now: int) -> dict[str, float]:
         """Agent-seconds per state (all five) in `(low, now]`."""
-        totals = dict.fromkeys(AGENT_STATES, 0)
+        return self.seconds_in([low], now)[0]
+
+    def seconds_in(self, lows: list[int], now: int) -> list[dict[str, float]]:
+        """`seconds` for each window `(low, now]`, in one pass over the changes (a scrape
+        reads every window; a large centre has thousands of agents)."""
+        totals = [dict.fromkeys(AGENT_STATES, 0) for _ in lows]
+        windows = list(zip(lows, totals, strict=True))
         for changes in self.changes.values():
             for (start, state), end in zip(changes, [*(ts for ts, _ in changes[1:]), now],
                                            strict=True):
                 if state is None:
                     continue
-                overlap = min(end, now) - max(start, low)
-                if overlap > 0:
-                    totals[state] += overlap
-        return {state: ms / 1000 for state, ms in totals.items()}
+                end = min(end, now)
+                for low, total in windows:
+                    overlap = end - max(start, low)
+                    if overlap > 0:
+                        total[state] += overlap
+        return [{state: ms / 1000 for state, ms in total.items()} for total in totals]
 
     def prune(self, horizon: int) -> list[str]:
         """Forget what no window reaching back to `horizon` needs; the agents whose changes

@@ -205,8 +205,8 @@ def _agent_time(board: Board, now: int, names: Collection[str] | None
         return
     lows = [edge(now) for edge in board.window_edges]
     for queue in board.timelines:
-        for window, low in zip(board.window_labels, lows, strict=True):
-            seconds = board.agent_seconds(queue, low, now)
+        for window, seconds in zip(board.window_labels, board.agent_seconds(queue, lows, now),
+                                   strict=True):
             if seconds_wanted:
                 for state, value in seconds.items():
                     yield AGENT_STATE_SECONDS.name, (queue, window, state), value

@@ -34,8 +34,11 @@ REP = "rep"
 AGENTS_CHANNEL = ""  # agent facts are per queue only: `ccmon_agents` has no channel label
 # A copy of an agent fact for each channel's series of the queue, which may live on another
 # facts partition than the queue's agents: the Erlang C figures of (queue, channel) need the
-# queue's staffing there. Never exported itself.
+# queue's staffing there. Never exported itself. Sent only when the agent's staffing of the
+# queue changes (joins, leaves, or moves in or out of STAFFED): N is all it serves, and a copy
+# per event and channel was most of the facts of a large centre.
 STAFF = "staff"
+STAFFED = frozenset(("available", "busy", "acw"))  # agents counted as staffing a queue
 SERIES_CHANNELS = tuple(sorted(CHANNELS))
 
 AGENT_DEDUP_IDS = 256  # an agent's recent event ids kept to spot duplicates
@@ -287,11 +290,15 @@ class Ledger:
         changes += [(q, event.state) for q in event.queues]
         facts = [Fact(q, AGENTS_CHANNEL, AGENT, event.ts, event.agent_id, state)
                  for q, state in changes]
-        facts += [Fact(q, channel, STAFF, event.ts, event.agent_id, state)
-                  for q, state in changes for channel in SERIES_CHANNELS]
         # A late event takes its place in the queues' timelines (stage two orders them by
-        # ts), but the agent's current state and queues stay those of its latest event.
+        # ts), but the agent's current state and queues stay those of its latest event: it
+        # changes no staffing.
         if event.ts >= agent.last_ts:
+            was_staffed, staffed = agent.state in STAFFED, event.state in STAFFED
+            facts += [Fact(q, channel, STAFF, event.ts, event.agent_id, state)
+                      for q, state in changes
+                      if state is None or q not in agent.queues or was_staffed != staffed
+                      for channel in SERIES_CHANNELS]
             agent.state, agent.queues, agent.last_ts = event.state, event.queues, event.ts
         return facts
 

@@ -29,6 +29,7 @@ from .lifecycle import (
     HOLD_STARTED,
     REP,
     STAFF,
+    STAFFED,
     SURVEY,
     TALK_TRANSFERRED,
     WAIT_TRANSFERRED,
@@ -45,7 +46,6 @@ from .windows import Block, SlidingWindows, lower_edges
  CASE_CONTACTS, MULTICHANNEL_CASES, DROPPED_CASES) = range(29)
 SUMS = 29
 
-STAFFED = frozenset(("available", "busy", "acw"))  # agents counted as staffing a queue
 
 LIVE_KINDS = frozenset((ENTERED, ANSWERED, ABANDONED, WAIT_TRANSFERRED, HOLD_STARTED,
                         HOLD_ENDED, ENDED, TALK_TRANSFERRED))
@@ -514,11 +514,12 @@ class Board:
         """N of the Erlang C figures: the queue's agents now available, busy or in acw."""
         return sum(state in STAFFED for _, state in self.staff.get(queue, {}).values())
 
-    def agent_seconds(self, queue: str, low: int, now: int) -> dict[str, float]:
-        """Agent-seconds per state in `(low, now]` of the agents listing `queue`."""
+    def agent_seconds(self, queue: str, lows: list[int], now: int) -> list[dict[str, float]]:
+        """Agent-seconds per state in each `(low, now]` of the agents listing `queue`."""
         timelines = self.timelines.get(queue)
-        return timelines.seconds(low, now) if timelines is not None else dict.fromkeys(
-            AGENT_STATES, 0.0)
+        if timelines is None:
+            return [dict.fromkeys(AGENT_STATES, 0.0) for _ in lows]
+        return timelines.seconds_in(lows, now)
 
     def agent_counts(self) -> Iterator[tuple[str, str, int]]:
         """(queue, state, agents) for every queue and all five states."""

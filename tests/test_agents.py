@@ -209,3 +209,30 @@ def test_an_agents_unit_logged_before_timelines_restores_the_latest_states():
     assert figures[("ccmon_agents", ("billing", "away"))] == 1
     # Held "since ever": the whole 5m window, as the old state cannot say when it began.
     assert figures[("ccmon_agent_state_seconds", ("billing", "5m", "busy"))] == 300
+
+
+def test_staffing_copies_only_when_the_staffing_changes():
+    """STAFF copies go to the channel series when an agent joins or leaves a queue or moves
+    in or out of available/busy/acw; busy -> acw -> available changes no N and sends none. A
+    late event changes no staffing (the latest event by ts says it). By hand: a1 ends busy
+    (staffed), a2 away, a3 left billing for sales: N(billing) = 1, N(sales) = 1."""
+    lines = [state("a1", 0, "available", ["billing"], 0),   # joins: copies
+             state("a1", 10, "busy", ["billing"], 1),       # none
+             state("a1", 20, "acw", ["billing"], 2),        # none
+             state("a2", 0, "busy", ["billing"], 3),        # joins: copies
+             state("a2", 30, "away", ["billing"], 4),       # out of STAFFED: copies
+             state("a1", 15, "offline", ["billing"], 5),    # late: none
+             state("a3", 0, "available", ["billing"], 6),   # joins: copies
+             state("a3", 40, "available", ["sales"], 7),    # leaves billing, joins sales
+             state("a1", 50, "busy", ["billing"], 8)]       # none
+    facts, _ = Intake(EngineConfig(windows=WINDOWS)).take(0, [
+        Record("cc.agents:0", n, None, orjson.dumps(e)) for n, e in enumerate(lines)])
+    copies = [(f[4], f[0], f[5]) for f in facts if f[2] == "staff" and f[1] == "voice"]
+    assert copies == [("a1", "billing", "available"), ("a2", "billing", "busy"),
+                      ("a2", "billing", "away"), ("a3", "billing", "available"),
+                      ("a3", "billing", None), ("a3", "sales", "available")]
+    voice = Board(WINDOWS, EngineConfig().thresholds)
+    for located in facts:
+        if located[1] == "voice":
+            voice.apply(located[:6], located[6], located[7])
+    assert (voice.staffed("billing"), voice.staffed("sales")) == (1, 1)
