@@ -90,3 +90,11 @@ def test_journey_positions_leave_room_for_each_steps_case_facts():
     positions = [journey_position(offset, index) for offset, index in steps]
     assert all(later - earlier >= 3 for earlier, later in itertools.pairwise(positions))
     assert journey_position(0, 0) == 0
+
+
+def test_a_valid_event_causing_no_fact_is_applied_not_a_duplicate():
+    # An agent listing no queue, never listed in any: no fact, yet a valid event applied.
+    intake = Intake(EngineConfig())
+    intake.take(0, [record("cc.agents:0", 0, None, event_id="a1", type="agent.state", ts=T0,
+                           agent_id="a1", state="away", queues=[])])
+    assert (dict(intake.events), intake.duplicates) == ({("", "agent.state"): 1}, 0)
