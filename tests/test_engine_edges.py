@@ -98,3 +98,17 @@ def test_a_valid_event_causing_no_fact_is_applied_not_a_duplicate():
     intake.take(0, [record("cc.agents:0", 0, None, event_id="a1", type="agent.state", ts=T0,
                            agent_id="a1", state="away", queues=[])])
     assert (dict(intake.events), intake.duplicates) == ({("", "agent.state"): 1}, 0)
+
+
+def test_a_partition_read_from_offset_0_is_not_read_twice_after_a_restart():
+    # events.md 1.1: every input accounted for once, also across restarts; the read mark of
+    # a partition whose only record handled is offset 0 is logged like any other.
+    batch = [record("cc.voice:0", 0, "voice", event_id="v1", type="contact.queued", ts=T0,
+                    contact_id="c1", queue="q")]
+    first = Intake(EngineConfig())
+    first.take(0, batch)
+    restarted = Intake(EngineConfig())
+    for key, state in orjson.loads(orjson.dumps(first.take_changes(0))).items():
+        restarted.restore(0, key, state)
+    facts, dead = restarted.take(0, batch)
+    assert (facts, dead, restarted.duplicates) == ([], [], 0)
