@@ -49,12 +49,13 @@ def test_pruning_keeps_the_state_at_the_horizon():
 
 def test_pruning_names_every_agent_it_changed_once():
     # The board rewrites (or forgets) the logged unit of each agent named: b loses old
-    # changes, a and c are gone (out of the queue since before the horizon).
+    # changes, d loses old ones and is gone, a and c (only a leave left, e.g. restored so)
+    # are gone: out of the queue since before the horizon.
     timelines = Timelines()
     for agent, ts, state in [("b", 0, "busy"), ("b", 10, "away"), ("b", 20, "acw"),
-                             ("a", 0, "busy"), ("a", 5, None), ("c", 0, "busy"), ("c", 5, None)]:
+                             ("a", 5, None), ("c", 5, None), ("d", 0, "busy"), ("d", 5, None)]:
         timelines.record(agent, ts, state)
-    assert timelines.prune(15) == ["b", "a", "c"]
+    assert timelines.prune(15) == ["b", "a", "c", "d"]
     assert timelines.changes == {"b": [(10, "away"), (20, "acw")]}
 
 
