@@ -45,6 +45,7 @@ class Counts:
         self.refused = 0  # requests that failed authentication (TaskRouter's signature)
         self.skipped: Counter[str] = Counter()
         self.dead: Counter[str] = Counter()
+        self.banner = ""  # what runs, said once connected: a refusal is the only line then
 
     def collect(self) -> Iterator[Metric]:
         label = [self.adapter]
@@ -74,15 +75,15 @@ def _by_reason(name: str, text: str, label: list[str], counts: Counter[str]) -> 
 
 def run_adapter(settings: Settings, adapter: str, doing: str,
                 main: Callable[[Counts, asyncio.Event], Awaitable[object]]) -> int:
-    """Serve /metrics on CCMON_METRICS_PORT (a thread of its own), say what runs, and run
-    `main` until it ends or Ctrl-C / SIGTERM; returns the exit code."""
+    """Serve /metrics on CCMON_METRICS_PORT (a thread of its own) and run `main` until it
+    ends or Ctrl-C / SIGTERM (`connect` says what runs); returns the exit code."""
     counts = Counts(adapter)
     try:
         start_http_server(settings.metrics_port, settings.bind, registry_for(counts))
     except OSError as exc:
         raise SettingsError(f"cannot listen on {settings.bind}:{settings.metrics_port} "
                             f"(CCMON_METRICS_PORT): {exc.strerror}") from None
-    say(f"{doing}; metrics on http://{settings.bind}:{settings.metrics_port}/metrics")
+    counts.banner = f"{doing}; metrics on http://{settings.bind}:{settings.metrics_port}/metrics"
     return _run(lambda stop: main(counts, stop))
 
 
@@ -130,9 +131,11 @@ class Outbox:
                                        security=kafka_options(self.settings))
 
 
-async def connect(settings: Settings) -> AIOKafkaProducer:
-    """`ccmon replay`'s producer, once the input and dead-letter topics exist."""
+async def connect(settings: Settings, counts: Counts) -> AIOKafkaProducer:
+    """`ccmon replay`'s producer, once the input and dead-letter topics exist; then the
+    adapter says what it runs."""
     producer = await _connect(settings)
     await ensure_topics(settings.bootstrap(), [settings.deadletter_topic], settings.partitions,
                         security=kafka_options(settings))
+    say(counts.banner)
     return producer

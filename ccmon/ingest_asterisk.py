@@ -31,7 +31,7 @@ async def ingest(settings: Settings, path: str, state_path: str, *, follow: bool
     position = load_position(state_path)
     mapper = QueueLog(position.state)
     follower = Follower(path, position, follow)
-    producer = await connect(settings)
+    producer = await connect(settings, counts)
     outbox = Outbox(settings, counts)
     source = f"asterisk:{os.path.abspath(path)}"
     chunk = CHUNK if rate is None else max(1, min(CHUNK, int(rate / 10)))

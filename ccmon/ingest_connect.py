@@ -33,7 +33,7 @@ async def ingest(settings: Settings, topic: str, state_path: str, counts: Counts
     saved = load_json(state_path) or {}
     offsets: dict[str, int] = saved.get("offsets", {})
     mapper = Connect(saved.get("state"))
-    producer = await connect(settings)
+    producer = await connect(settings, counts)
     consumer = new_consumer(settings.bootstrap(), security=kafka_options(settings))
     outbox = Outbox(settings, counts)
     try:

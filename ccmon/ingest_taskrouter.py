@@ -30,7 +30,7 @@ MAX_BODY = 1 << 20  # a callback is a few kB
 async def ingest(settings: Settings, host: str, port: int, public_url: str | None, token: str,
                  state_path: str, counts: Counts, stop_event: asyncio.Event) -> None:
     mapper = TaskRouter((load_json(state_path) or {}).get("state"))
-    producer = await connect(settings)
+    producer = await connect(settings, counts)
     outbox = Outbox(settings, counts)
     lock = asyncio.Lock()
 
