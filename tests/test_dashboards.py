@@ -403,8 +403,11 @@ def prometheus(kafka, redis_server, tmp_path_factory: pytest.TempPathFactory
     that has delivered their alerts to a supervisor; its queries are at the moment all that
     was scraped and the rules evaluated."""
     tmp = tmp_path_factory.mktemp("dashboards")
+    # A session of 30 s, not the tests' 6: a scrape of 3 simulated hours stalls a worker's
+    # loop for seconds on a loaded machine, and an expired session during the traffic meets
+    # the frozen worker's late writes (docs/design.md, known bug), not what this tests.
     deployment = Deployment(kafka, tmp, clock="event", rules=EXAMPLE_RULES,
-                            redis_url=redis_server.url)
+                            redis_url=redis_server.url, session_timeout=30)
     with contextlib.ExitStack() as stack:
         stack.callback(deployment.stop_all)
         workers = [deployment.start_worker(), deployment.start_worker()]
