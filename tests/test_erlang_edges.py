@@ -30,3 +30,8 @@ def test_offered_load_refuses_negative_or_undefined_inputs(contacts: int, window
                                                            handle: float) -> None:
     with pytest.raises(ValueError):
         offered_load(contacts, window, handle)
+
+
+def test_a_window_under_a_second_is_taken() -> None:
+    # W > 0 is all the formula needs: 1 contact in half a second of 10 s each is 20 Erlangs.
+    assert offered_load(1, 0.5, 10.0) == 20.0
