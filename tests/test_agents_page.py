@@ -223,8 +223,22 @@ async def test_a_worker_killed_twice_neither_loses_nor_double_counts_an_agent(li
     worker.wait()
 
     worker = await asyncio.to_thread(deployment.start_worker)
-    await carol.until(lambda m: m.get("type") == "agents" and m["agents"] == wanted,
-                      "the engine's agents view", DEADLINE)
+    try:
+        await carol.until(lambda m: m.get("type") == "agents" and m["agents"] == wanted,
+                          "the engine's agents view", DEADLINE)
+    except TimeoutError as timeout:
+        views = [m["agents"] for m in carol.messages if m.get("type") == "agents"]
+        pytest.fail(f"{str(timeout)[:200]}\nthe last view's agents that differ from the "
+                    f"engine's: {differing(views[-1] if views else [], wanted)}\n"
+                    f"{deployment.log_tail()}")
     labels = {value for _, pairs in (await asyncio.to_thread(scrape, worker.metrics_url))
               for _, value in pairs}
     assert labels.isdisjoint(agent["agent_id"] for agent in wanted)
+
+
+def differing(view: list[dict], wanted: list[dict]) -> list[tuple]:
+    """(agent, the view's row, the engine's row) for each agent whose rows differ."""
+    got = {row["agent_id"]: row for row in view}
+    want = {row["agent_id"]: row for row in wanted}
+    return [(agent, got.get(agent), want.get(agent)) for agent in sorted(got.keys() | want.keys())
+            if got.get(agent) != want.get(agent)][:10]
