@@ -61,6 +61,7 @@ from ccmon.stream.engine import (
 from ccmon.stream.queues import CLOCK, SEP, Board
 
 from .alerting import Alerting
+from .changelog import ChangelogWriter, FencedTable
 from .deadletters import (
     DEAD_LETTER_MARK,
     READ_BACK_SECONDS,
@@ -169,6 +170,7 @@ class Worker:
         }
         options.update(faust_options)
         self.app = app = BatchApp(settings.app_id, **options)
+        self.changelog = ChangelogWriter(app)
         channel_topics = settings.channel_topics
         self.topic_channels = {topic: channel for channel, topic in channel_topics.items()}
         self.topic_channels[settings.agents_topic] = None
@@ -195,10 +197,13 @@ class Worker:
             app.task(self._every_second)
             app.task(alerting.publish_forever)
 
-    def _raw_table(self, name: str, partitions: int) -> faust.Table:
+    def _raw_table(self, name: str, partitions: int) -> FencedTable:
         """A table of bytes: the engine encodes its own state (orjson), Faust only logs it."""
-        table = self.app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
+        app = self.app
+        table = FencedTable(app, name=name, beacon=app.tables.beacon, key_type=bytes,
+                            value_type=bytes, partitions=partitions)
         table.key_serializer = table.value_serializer = "raw"  # before its changelog is made
+        app.tables.add(table)
         return table
 
     # -- stage one ---------------------------------------------------------------------------
@@ -210,6 +215,7 @@ class Worker:
 
     async def _intake(self, messages: list[ConsumerRecord]) -> asyncio.Future:
         """One fetched batch of one input topic, handed over by the batching consumer."""
+        stamp = self.changelog.stamp()
         fresh = {message.partition for message in messages} - self.intake.ledgers.keys()
         if fresh:
             # Awaited here, in the batch path, not in the tables' recovery callbacks: an await
@@ -239,12 +245,12 @@ class Worker:
                 *await self._send_journeys(journeys), *await self._send_clock()]
         previous, self._writing = self._writing, None
         self._writing = asyncio.ensure_future(
-            self._log_after(previous, sent, changes, dead_sent))
+            self._log_after(previous, sent, changes, dead_sent, stamp))
         return self._writing
 
     async def _log_after(self, previous: asyncio.Future | None, sent: list[asyncio.Future],
-                         changes: dict[int, dict],
-                         dead_sent: list[tuple[int, asyncio.Future]]) -> None:
+                         changes: dict[int, dict], dead_sent: list[tuple[int, asyncio.Future]],
+                         stamp: bytes) -> None:
         """Log a batch's ledger changes once its facts are acknowledged and the previous
         batch is logged: a logged contact state must never refer to a fact Kafka lacks.
         With them goes where each partition's dead letters got to (see `deadletters`)."""
@@ -256,7 +262,8 @@ class Worker:
             partition_changes = changes[partition]
             if offset > partition_changes.get(DEAD_LETTER_MARK, -1):
                 partition_changes[DEAD_LETTER_MARK] = offset
-        await asyncio.gather(*(self._log_changes(self.contacts, partition, partition_changes)
+        await asyncio.gather(*(self._log_changes(self.contacts, partition, partition_changes,
+                                                 stamp)
                                for partition, partition_changes in changes.items()))
 
     def _ensure_ledger(self, partition: int) -> None:
@@ -335,12 +342,11 @@ class Worker:
                                                            headers)))
         return pending
 
-    async def _log_changes(self, table: faust.Table, partition: int, changes: dict) -> None:
+    async def _log_changes(self, table: faust.Table, partition: int, changes: dict,
+                           stamp: bytes) -> None:
         """Write changed state units to the table's changelog, and wait until Kafka has them.
-
-        As whole record batches: the producer's per-message path (and Faust's `send_changelog`
-        on top of it) costs more than the engine's work for the event. The table's store is
-        kept equal to what was logged.
+        `stamp`: the writer of the batch they come from (see `changelog`). The table's store
+        is kept equal to what was logged.
         """
         data = table.data
         records = []
@@ -354,29 +360,7 @@ class Worker:
                 data.pop(key, None)
             else:
                 data[key] = value
-        pending = await self._send_batches(table.changelog_topic.get_topic_name(), partition,
-                                           records)
-        if pending:
-            await asyncio.gather(*pending)
-
-    async def _send_batches(self, topic: str, partition: int,
-                            records: list[tuple[bytes | None, bytes | None]]
-                            ) -> list[asyncio.Future]:
-        """Send (key, value) records to one partition in as few record batches as they fit."""
-        producer = self.app.producer._ensure_producer()  # Faust's wrapper has no batch API
-        pending = []
-        batch = None
-        for key, value in records:
-            if batch is not None and batch.append(key=key, value=value, timestamp=None):
-                continue
-            if batch is not None:
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"a record for {topic} is larger than a batch ({len(value)} B)")
-        if batch is not None:
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        return pending
+        await self.changelog.write(table, partition, records, stamp)
 
     # -- cases -------------------------------------------------------------------------------
     async def _cases(self, stream: faust.StreamT) -> None:
@@ -388,9 +372,10 @@ class Worker:
         topic = self.journeys.get_topic_name()
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             async with self._cases_lock:
+                stamp = self.changelog.stamp()
                 facts: list[Located] = []
                 touched = set()
-                for event in events:
+                for event in self._still_owned(events, self.journeys):
                     message = event.message
                     cases = self.case_stage(message.partition)
                     clock, steps = orjson.loads(message.value)
@@ -401,7 +386,7 @@ class Worker:
                     if event_clock:
                         facts += cases.advance(clock)
                     touched.add(message.partition)
-                await self._send_cases_facts(facts, touched)
+                await self._send_cases_facts(facts, touched, stamp)
 
     async def _drop_every_second(self) -> None:
         """clock = wall: the cases that come due are dropped at every whole second."""
@@ -410,6 +395,7 @@ class Worker:
             await asyncio.sleep(math.ceil(now) - now + 0.001)
             second = math.floor(time.time()) * 1000
             async with self._cases_lock:
+                stamp = self.changelog.stamp()
                 facts: list[Located] = []
                 touched = set()
                 for partition in self._assigned_partitions(self.journeys):
@@ -417,13 +403,15 @@ class Worker:
                     if cases is not None:
                         facts += cases.advance(second)
                         touched.add(partition)
-                await self._send_cases_facts(facts, touched)
+                await self._send_cases_facts(facts, touched, stamp)
 
-    async def _send_cases_facts(self, facts: list[Located], touched: set[int]) -> None:
+    async def _send_cases_facts(self, facts: list[Located], touched: set[int],
+                                stamp: bytes) -> None:
         # Taken before the first await: a rebalance may drop the cases meanwhile.
         changes = {partition: self.cases[partition].take_dirty() for partition in touched}
         await asyncio.gather(*await self._send_facts(facts))
-        await asyncio.gather(*(self._log_changes(self.case_table, partition, partition_changes)
+        await asyncio.gather(*(self._log_changes(self.case_table, partition, partition_changes,
+                                                 stamp)
                                for partition, partition_changes in changes.items()
                                if partition_changes))
 
@@ -440,6 +428,7 @@ class Worker:
 
     async def _on_cases_recovered(self) -> None:
         self._forget_unassigned(self.case_table)
+        self._rewrite_overwritten(self.case_table)
         self.cases.clear()
 
     # -- stage two ---------------------------------------------------------------------------
@@ -447,8 +436,9 @@ class Worker:
         alerting = self.alerting
         stepping = alerting is not None and alerting.event_clock and bool(alerting.rules)
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            stamp = self.changelog.stamp()
             touched = set()
-            for event in events:
+            for event in self._still_owned(events, self.facts):
                 partition = event.message.partition
                 board = self.board(partition)
                 watch = self.watch(partition) if stepping else None
@@ -461,7 +451,7 @@ class Worker:
             changes = {partition: self.boards[partition].take_dirty() for partition in touched}
             covered = [self._alert_state(partition, changes[partition]) for partition in touched]
             for partition, partition_changes in changes.items():
-                await self._log_changes(self.queues, partition, partition_changes)
+                await self._log_changes(self.queues, partition, partition_changes, stamp)
             for entries in covered:
                 if entries:
                     alerting.logged(entries)
@@ -494,6 +484,7 @@ class Worker:
             now = time.time()
             await asyncio.sleep(math.ceil(now) - now + 0.001)  # to the next whole second
             second = math.floor(time.time()) * 1000
+            stamp = self.changelog.stamp()
             tiles: dict[str, dict] = {}
             agents: dict[str, dict] = {}  # facts partition -> its partial
             for partition in sorted(self._assigned_facts_partitions()):
@@ -506,7 +497,7 @@ class Worker:
                     changes: dict = {}
                     covered = self._alert_state(partition, changes)
                     if changes:
-                        await self._log_changes(self.queues, partition, changes)
+                        await self._log_changes(self.queues, partition, changes, stamp)
                         alerting.logged(covered)
                 if store is not None:
                     # clock = event: the partition's own clock (its latest fact, as /metrics
@@ -538,6 +529,13 @@ class Worker:
                     if unit != STATE_UNIT:  # the partition's alert state: see `watch`
                         board.restore(unit, orjson.loads(value))
         return board
+
+    def _still_owned(self, events: list, topic: faust.TopicT) -> list:
+        """The events of a batch whose partitions are still assigned here. Faust's take buffer
+        may hand over, after a rebalance, events fetched before it: those of partitions gone
+        to another worker are its to apply (it fetches them again), not ours to log."""
+        assigned = self._assigned_partitions(topic)
+        return [event for event in events if event.message.partition in assigned]
 
     def _assigned_facts_partitions(self) -> set[int]:
         return self._assigned_partitions(self.facts)
@@ -572,6 +570,7 @@ class Worker:
 
     async def _on_contacts_recovered(self) -> None:
         self._forget_unassigned(self.contacts)
+        self._rewrite_overwritten(self.contacts)
 
     async def _read_back_dead_letters(self, partitions: set[int]) -> None:
         """Before a partition's first record after an assignment: which records a previous
@@ -597,12 +596,18 @@ class Worker:
 
     async def _on_queues_recovered(self) -> None:
         self._forget_unassigned(self.queues)
+        self._rewrite_overwritten(self.queues)
         # Build the boards now, not at their first fact: a quiet queue is still exported.
         self.boards.clear()
         for partition in self._assigned_facts_partitions():
             self.board(partition)
             if self.alerting is not None:
                 self.watch(partition)
+
+    def _rewrite_overwritten(self, table: FencedTable) -> None:
+        """The keys whose last record recovery skipped as a zombie's (see `changelog`), logged
+        again with the value recovered, so that the log's last record says it too."""
+        self.changelog.rewrite(table, self._assigned_partitions(table.changelog_topic))
 
     def _forget_unassigned(self, table: faust.Table) -> None:
         """Drop the keys of partitions that went to another worker: if one comes back, its

@@ -1,0 +1,163 @@
+"""The tables' changelogs: written in whole record batches, each record naming its writer, and
+recovered so that a late write of a worker that lost its partitions changes nothing.
+
+The fence. A worker stalled past its session (a GC pause, a starved loop, SIGSTOP) learns it
+lost its partitions only at its next heartbeat; meanwhile it may finish a batch and log state
+built before the stall, after the new owner has logged newer state for the same units. Read
+back in log order, the late records would win, and the facts the new owner applied in between
+are committed past: never replayed. Kafka fences such a zombie only in transactions, so each
+record carries its writer in a header: the consumer generation its batch began in, then the
+writing process's start time (a static member replaced while its old process still runs
+rejoins in the same generation). Recovery applies, per key, only records of a writer at least
+as new as the newest it applied: a late record of an older writer is skipped. So that the log
+says the same (compaction keeps a key's last record, which may be the late one), the new
+owner writes the keys whose last record was skipped again, before its own new writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+
+log = logging.getLogger("ccmon.worker")
+WRITER = "ccmon-writer"  # the header naming a record's writer
+_STAMP = struct.Struct(">QQ")
+UNSTAMPED = b""  # records of earlier versions: older than any writer
+
+
+def writer_stamp(generation: int, started_ms: int) -> bytes:
+    """A writer as bytes that sort as (generation, start time) do: compared without decoding."""
+    return _STAMP.pack(generation + 2**63, started_ms)
+
+
+def stamp_of(headers: Iterable[tuple[str, bytes]] | None) -> bytes:
+    for name, value in headers or ():
+        if name == WRITER:
+            return value
+    return UNSTAMPED
+
+
+class FencedTable(faust.Table):
+    """A table of bytes whose recovery honours the writers' stamps (see the module's text).
+
+    `overwritten` holds, per partition, the keys whose last record recovery skipped: the
+    worker logs their recovered value again (`ChangelogWriter.rewrite`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._newest: dict[bytes, bytes] = {}  # key -> stamp applied, during a recovery
+        self.overwritten: dict[int, set[bytes]] = defaultdict(set)
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        data = self.data.data  # the memory store's dict: records in log order, one at a time
+        newest = self._newest
+        for event in batch:
+            message = event.message
+            key, value = message.key, message.value
+            stamp = stamp_of(message.headers)
+            # An unstamped record (an earlier version's worker, in a rolling upgrade) applies
+            # as it always did: only stamped writers are fenced.
+            if stamp and stamp < newest.get(key, UNSTAMPED):
+                self.overwritten[message.partition].add(key)
+                continue
+            newest[key] = stamp
+            self.overwritten[message.partition].discard(key)
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+
+    def take_overwritten(self, assigned: set[int]
+                         ) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """After recovery: per assigned partition, the keys to log again with their recovered
+        values (None: deleted). Forgets the stamps seen: the next recovery reads the log
+        afresh."""
+        data = self.data.data
+        overwritten = {partition: [(key, data.get(key)) for key in sorted(keys)]
+                       for partition, keys in self.overwritten.items()
+                       if keys and partition in assigned}
+        self.overwritten.clear()
+        self._newest = {}
+        return overwritten
+
+
+class ChangelogWriter:
+    """Writes tables' records straight to their changelogs, as whole record batches (Faust's
+    per-message `send_changelog` costs more than the engine's work for an event), stamped."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.started_ms = int(time.time() * 1000)
+        self._rewriting: asyncio.Future | None = None
+
+    def stamp(self) -> bytes:
+        """The writer of a batch that begins now: stamp its records with this, taken before
+        the batch's first await, not when they are written (by then it may be a zombie)."""
+        return writer_stamp(self.app.consumer_generation_id, self.started_ms)
+
+    def rewrite(self, table: FencedTable, assigned: set[int]) -> None:
+        """Right after `table`'s recovery: log its overwritten keys of the `assigned` changelog
+        partitions again, in the background (an await in a recovery callback stalls Faust),
+        ahead of every later write."""
+        overwritten = table.take_overwritten(assigned)
+        if not overwritten:
+            return
+        stamp, previous = self.stamp(), self._rewriting
+        topic = table.changelog_topic.get_topic_name()
+        log.warning("%s: %d records written late by a worker that had lost their partitions"
+                    " were skipped; their keys are logged again",
+                    topic, sum(map(len, overwritten.values())))
+
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            await asyncio.gather(*[sending for partition, records in overwritten.items()
+                                   for sending in await self._send(topic, partition, records,
+                                                                   stamp)])
+
+        self._rewriting = asyncio.ensure_future(write())
+
+    async def write(self, table: faust.Table, partition: int,
+                    records: list[tuple[bytes, bytes | None]], stamp: bytes) -> None:
+        """Write (key, value or None) records to the table's changelog partition and wait until
+        Kafka has them."""
+        if self._rewriting is not None:
+            # Failed (a rebalance meanwhile): the keys stay overwritten, the next recovery
+            # finds them again.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._rewriting)
+            self._rewriting = None
+        pending = await self._send(table.changelog_topic.get_topic_name(), partition, records,
+                                   stamp)
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _send(self, topic: str, partition: int,
+                    records: list[tuple[bytes, bytes | None]], stamp: bytes
+                    ) -> list[asyncio.Future]:
+        """Hand records to the producer in as few record batches as they fit."""
+        producer = self.app.producer._ensure_producer()  # Faust's wrapper has no batch API
+        headers = [(WRITER, stamp)]
+        pending = []
+        batch = None
+        for key, value in records:
+            if batch is not None and batch.append(key=key, value=value, timestamp=None,
+                                                  headers=headers):
+                continue
+            if batch is not None:
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                raise ValueError(f"a record for {topic} is larger than a batch ({len(value)} B)")
+        if batch is not None:
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        return pending
