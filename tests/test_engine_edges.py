@@ -112,3 +112,25 @@ def test_a_partition_read_from_offset_0_is_not_read_twice_after_a_restart():
         restarted.restore(0, key, state)
     facts, dead = restarted.take(0, batch)
     assert (facts, dead, restarted.duplicates) == ([], [], 0)
+
+
+def test_the_engines_defaults_are_the_deployments():
+    # README: CCMON_CONTACT_RETENTION defaults to 1d = 86 400 000 ms; a Pipeline without a
+    # config (tests, benchmarks) runs with what a deployment without settings runs.
+    assert EngineConfig().retention_ms == 86_400_000
+    assert EngineConfig() == EngineConfig.from_settings(Settings())
+
+
+def test_an_empty_batch_logs_no_read_mark():
+    # Nothing handled, nothing changed: no state unit to log for the source.
+    intake = Intake(EngineConfig())
+    assert intake.take_run(0, "cc.voice:0", "voice", []) == ([], [])
+    assert intake.take_changes(0) == {}
+
+
+def test_a_channels_last_event_from_the_epochs_first_millisecond():
+    # events.md: a ts from 1970 is valid; metrics.md: the largest ts seen per channel.
+    intake = Intake(EngineConfig())
+    intake.take(0, [record("cc.voice:0", 0, "voice", event_id="v1", type="contact.queued",
+                           ts="1970-01-01T00:00:00.001Z", contact_id="c1", queue="q")])
+    assert (intake.last_event_ts, intake.latest_ts) == ({"voice": 1}, 1)
