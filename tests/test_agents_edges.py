@@ -67,3 +67,14 @@ def test_a_leave_known_before_the_state_it_ends():
     timelines.prune(20_000)
     timelines.record("a1", 25_000, "busy")
     assert timelines.seconds(0, 60_000)["busy"] == 5.0
+
+
+def test_a_state_held_for_one_millisecond_counts_it():
+    # Agent seconds are sums of milliseconds: available 1000 -> 1001 ms is 0.001 s, and a
+    # window ending 1 ms into busy holds 0.001 s of it.
+    timelines = Timelines()
+    for ts, state in [(1000, "available"), (1001, "busy")]:
+        timelines.record("a1", ts, state)
+    assert timelines.seconds(0, 2000) == {
+        "available": 0.001, "busy": 0.999, "acw": 0, "away": 0, "offline": 0}
+    assert timelines.seconds(1000, 1002)["busy"] == 0.001

@@ -1,17 +1,22 @@
 """Stage two's edges (stream/queues.py): the 1.1 "within threshold" count of abandons at
-exactly T, the event clock a board keeps, memory given back once the longest window has
-passed, and the replay marks of a minute restored from its log. Expectations by hand from
-metrics.md and the design's exactly-once rule (a fact applied twice counts once)."""
+exactly T, the event clock a board keeps (a clock fact read back from JSON included), memory
+given back once the longest window has passed (a credit at its edge never kept), the replay
+marks of a minute restored from its log and of each source partition's first fact, and the
+staffing N on a tie of ts. Expectations by hand from metrics.md and the design's exactly-once
+rule (a fact applied twice counts once)."""
 
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from ccmon.stream.cases import RESOLVED, Resolution
 from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
 from ccmon.stream.kpis import queue_metrics
-from ccmon.stream.lifecycle import Fact
-from ccmon.stream.queues import Board, sample_code, sample_of
+from ccmon.stream.lifecycle import REP, Fact
+from ccmon.stream.queues import CLOCK, Board, sample_code, sample_of
+from ccmon.stream.reps import ENDED as REP_ENDED
+from ccmon.stream.reps import rep_code
 
 T0 = 1_795_338_000  # 2026-11-22T09:00:00Z, epoch seconds
 
@@ -129,3 +134,61 @@ def test_the_staffing_of_a_queue_is_each_agents_latest_state_by_ts():
          "state": state, "queues": ["q"]})) for n, (t, state) in
         enumerate([(20, "available"), (10, "offline")])])
     assert pipeline.board.staff["q"] == {"a1": [(T0 + 20) * 1000, "available"]}
+
+
+def test_a_clock_fact_read_back_from_the_facts_topic_moves_the_clock_only():
+    # Stage one tells stage two how far event time has got with a fact of kind `clock` (queue
+    # and channel empty), read back from JSON: a new string, equal to the kind but not it.
+    # It moves the event clock and makes no (queue, channel) series.
+    latest = (T0 + 30) * 1000
+    board = Board(EngineConfig().windows, EngineConfig().thresholds)
+    for located in orjson.loads(orjson.dumps([("", "", CLOCK, latest, "", None, "", 0)])):
+        board.apply(Fact(*located[:6]), located[6], located[7])
+    assert board.latest_ts == latest
+    assert board.queues == {}
+    assert metrics(board, 60) == {}
+
+
+def test_the_first_fact_of_each_source_partition_is_applied():
+    # Two input partitions each start at offset 0 (position 0): the second partition's
+    # first contact is not taken for a replay of the first's. Two contacts wait.
+    pipeline = Pipeline()
+    pipeline.feed(records([("c1", "contact.queued", 0, {"queue": "q"})], "cc.voice:0"))
+    pipeline.feed(records([("c2", "contact.queued", 1, {"queue": "q"})], "cc.voice:1"))
+    m = metrics(pipeline.board, 10)
+    assert m[("ccmon_queue_waiting_contacts", ("q", "voice"))] == 2
+    assert m[("ccmon_offered_contacts", ("q", "voice", "5m"))] == 2
+
+
+def test_an_agents_credit_at_the_oldest_window_edge_is_not_kept():
+    # Windows are (now - W, now]: with 1h the longest, a credit at exactly now - 1h is out of
+    # every window for good and not kept (nor logged); one a millisecond later is.
+    config = EngineConfig()
+    board = Board(config.windows, config.thresholds)
+    now = (T0 + 7200) * 1000
+    board.advance(now)
+    board.take_dirty()
+    credit = rep_code(REP_ENDED, 65_000)
+    board.apply(Fact("q", "voice", REP, now - 3_600_000, "a1", credit), "cc.voice:0", 0)
+    assert board.reps.samples == {}
+    assert Board.rep_unit("a1") not in board.take_dirty()
+    board.apply(Fact("q", "voice", REP, now - 3_599_999, "a1", credit), "cc.voice:0", 1)
+    assert board.reps.samples.keys() == {"a1"}
+
+
+def agent_states(states: list[tuple[float, str]]) -> list[Record]:
+    """a1's agent.state events (seconds after T0, state), all listing queue q."""
+    return [Record("cc.agents:0", n, None, orjson.dumps(
+        {"event_id": f"a{n}", "type": "agent.state", "ts": T0 + t, "agent_id": "a1",
+         "state": state, "queues": ["q"]})) for n, (t, state) in enumerate(states)]
+
+
+@pytest.mark.parametrize(("first", "second", "staffed"),
+                         [("offline", "available", 1), ("available", "offline", 0)])
+def test_of_two_agent_states_with_the_same_ts_the_later_arrival_staffs(first, second, staffed):
+    # metrics.md 1.1: N counts agents in available, busy or acw; an agent's timeline is
+    # ordered by ts, arrival order breaking ties: the second event is the latest state.
+    pipeline = Pipeline()
+    pipeline.feed(agent_states([(20, first), (20, second)]))
+    assert pipeline.board.staffed("q") == staffed
+    assert metrics(pipeline.board, 60)[("ccmon_agents", ("q", second))] == 1
