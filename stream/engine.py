@@ -188,7 +188,8 @@ class Intake:
                 continue
             event_channel = event.channel or ""  # agent events: an empty label, i.e. none
             events[(event_channel, event.type)] += 1
-            if event.channel is not None and event.ts > last_ts.get(event_channel, 0):
+            # -1: an event at the epoch itself (ts 0, valid) is a channel's last too.
+            if event.channel is not None and event.ts > last_ts.get(event_channel, -1):
                 last_ts[event_channel] = event.ts
             position = record.offset * FACTS_PER_EVENT
             if journeys is not None and ledger.customer is not None:
