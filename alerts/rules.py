@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ccmon.settings import parse_duration
+from ccmon.stream.durations import parse_duration
 from ccmon.stream.kpis import QUEUE_METRICS
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

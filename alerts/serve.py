@@ -9,7 +9,7 @@ import signal
 
 from ccmon.kafka import say
 from ccmon.security import redis_options
-from ccmon.settings import Settings, SettingsError
+from ccmon.settings import Settings, SettingsError, check_port_free
 
 from .gateway import Gateway
 from .store import RedisStore
@@ -21,8 +21,6 @@ def configure_logging() -> None:
 
 
 def run_gateway(settings: Settings) -> int:
-    from ccmon.consumers.run import check_port_free
-
     if not settings.redis_url:
         raise SettingsError("the gateway needs CCMON_REDIS_URL: workers and gateways share "
                             "alerts through Redis (only `ccmon demo` runs without it)")

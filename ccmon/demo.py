@@ -22,12 +22,18 @@ from dataclasses import fields
 from pathlib import Path
 
 import ccmon.alerts
-from ccmon.consumers.run import check_port_free
 from ccmon.embedded import EmbeddedBrokerError, start_tansu, stop_process
 from ccmon.kafka import say, wait_for_brokers
 from ccmon.launch import Samples, ccmon_process, total, try_scrape
 from ccmon.security import kafka_options
-from ccmon.settings import FILE_SETTINGS, KAFKA_SETTINGS, Settings, SettingsError, env_name
+from ccmon.settings import (
+    FILE_SETTINGS,
+    KAFKA_SETTINGS,
+    Settings,
+    SettingsError,
+    check_port_free,
+    env_name,
+)
 
 EXAMPLE_RULES = Path(ccmon.alerts.__file__).resolve().parent / "examples" / "rules.yaml"
 

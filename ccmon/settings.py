@@ -7,29 +7,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-CHANNELS = ("voice", "chat", "social")
+from ccmon.stream.durations import parse_duration
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+CHANNELS = ("voice", "chat", "social")
 
 
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is the one line shown to the user."""
-
-
-def parse_duration(text: str) -> float:
-    """`90s`, `5m`, `1.5h`, `1d` -> seconds."""
-    match = _DURATION.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 1d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def parse_windows(text: str) -> tuple[tuple[str, float], ...]:
@@ -277,3 +267,16 @@ def _refuse_password_flag(args: argparse.Namespace | None) -> None:
                             f"this machine can read in the process list: put the URL in "
                             f"{env_name('redis_url')} or the password in "
                             f"{env_name('redis_password_file')}")
+
+
+def check_port_free(host: str, port: int, setting: str) -> None:
+    """A port setting this machine can use now: else the one line naming the setting."""
+    with socket.socket() as probe:
+        # As the real listener does: connections of a previous run in TIME_WAIT must not
+        # keep a restarted process off its port; a listening process still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot listen on {host}:{port} ({setting}): {exc.strerror}") from None

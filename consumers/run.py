@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import socket
 from http import HTTPStatus
 
 import faust
@@ -17,7 +16,7 @@ from ccmon.alerts.store import AlertStore, RedisStore, open_store
 from ccmon.alerts.tokens import TokensError, load_tokens
 from ccmon.kafka import ensure_topics, say, wait_for_brokers
 from ccmon.security import kafka_options, redis_options
-from ccmon.settings import Settings, SettingsError
+from ccmon.settings import Settings, SettingsError, check_port_free
 
 from .alerting import Alerting
 from .exporter import KpiCollector, MonitorClock, registry_for
@@ -89,18 +88,6 @@ def build_worker(settings: Settings, partitions: int, alerting: Alerting | None 
         return web.bytes(body, content_type="text/plain", status=status.value)
 
     return worker
-
-
-def check_port_free(host: str, port: int, setting: str) -> None:
-    with socket.socket() as probe:
-        # As the real listener does: connections of a previous run in TIME_WAIT must not
-        # keep a restarted process off its port; a listening process still does.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise SettingsError(
-                f"cannot listen on {host}:{port} ({setting}): {exc.strerror}") from None
 
 
 def tune_gc() -> None:
