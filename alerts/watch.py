@@ -1,10 +1,11 @@
 """The rules on one board, on the monitor clock (alerts.md), pure: no Kafka, no asyncio.
 
 The worker has one `BoardWatch` per facts partition it owns. Rules are evaluated as the
-monitor clock passes every whole second: with `clock = event` the clock is the facts' own
-timestamps, so the worker evaluates at second S just before applying the first fact at or
-after S; a replay therefore fires the alerts it would have fired live, at the same moments,
-with the same ids. With `clock = wall` the worker evaluates at each wall-clock second.
+monitor clock passes every multiple of the evaluation interval E (alerts.md 1.1,
+`CCMON_EVAL_INTERVAL`, 250 ms by default): with `clock = event` the clock is the facts' own
+timestamps, so the worker evaluates at tick T just before applying the first fact at or after
+T; a replay with the same E therefore fires the alerts it would have fired live, at the same
+moments, with the same ids. With `clock = wall` the worker evaluates at each wall-clock tick.
 
 Transitions wait in an outbox until the state that produced them is in the changelog; only
 then are they published (see `consumers/alerting.py`), so a restart never forgets an alert it
@@ -23,8 +24,8 @@ from .rules import Rule
 from .state import Alert, Evaluator, Series
 
 NEVER = float("inf")
-SECOND_MS = 1000
-MAX_CATCH_UP_S = 86_400  # after a longer jump of the clock, only its last day is stepped
+DEFAULT_INTERVAL_MS = 250  # alerts.md 1.1
+MAX_CATCH_UP_MS = 86_400_000  # after a longer jump of the clock, only its last day is stepped
 LABELS = {spec.name: spec.labels for spec in QUEUE_METRICS}
 STATE_UNIT = "alerts"  # the board table key of a partition's alert state
 
@@ -40,8 +41,8 @@ TILE_RATIOS = {"ccmon_service_level_ratio": "service_level_ratio",
 def apply_facts(board: Board, facts: Iterable[tuple], watch: BoardWatch | None = None
                 ) -> list[Alert]:
     """Apply located facts (as `Intake` makes them, or as read back from the facts topic) to
-    the board; with a `watch` (clock = event), evaluate its rules at each whole second the
-    facts' ts pass, just before the first fact at or after it. Returns the transitions."""
+    the board; with a `watch` (clock = event), evaluate its rules at each tick the facts' ts
+    pass, just before the first fact at or after it. Returns the transitions."""
     apply = board.apply
     transitions: list[Alert] = []
     due = NEVER if watch is None else (watch.due or 0)
@@ -66,8 +67,10 @@ class Outgoing:
 
 
 class BoardWatch:
-    def __init__(self, rules: Iterable[Rule], board: Board) -> None:
+    def __init__(self, rules: Iterable[Rule], board: Board,
+                 interval_ms: int = DEFAULT_INTERVAL_MS) -> None:
         rules = list(rules)
+        self.interval_ms = interval_ms
         self.evaluator = Evaluator(rules)
         self.board = board
         self.names = frozenset(rule.metric for rule in rules)
@@ -75,20 +78,20 @@ class BoardWatch:
 
     @property
     def due(self) -> int | None:
-        """The next whole second (ms) to evaluate at; None before the first."""
-        now = self.evaluator.now
-        return None if now is None else (now // SECOND_MS + 1) * SECOND_MS
+        """The next tick (ms, a multiple of E) to evaluate at; None before the first."""
+        now, step = self.evaluator.now, self.interval_ms
+        return None if now is None else (now // step + 1) * step
 
     def pass_to(self, ts: int) -> list[Alert]:
-        """The clock reaches `ts` (event clock): evaluate at every whole second passed."""
-        due = self.due
-        last = ts // SECOND_MS * SECOND_MS
+        """The clock reaches `ts` (event clock): evaluate at every tick passed."""
+        due, step = self.due, self.interval_ms
+        last = ts // step * step
         if due is None:
             due = last
-        due = max(due, last - MAX_CATCH_UP_S * SECOND_MS)
+        due = max(due, last - MAX_CATCH_UP_MS // step * step)
         transitions = []
-        for second in range(due, last + 1, SECOND_MS):
-            transitions += self.evaluate(second)
+        for tick in range(due, last + 1, step):
+            transitions += self.evaluate(tick)
         return transitions
 
     def evaluate(self, now: int) -> list[Alert]:

@@ -72,6 +72,15 @@ def parse_ratio(text: str) -> float:
     return value
 
 
+def parse_eval_interval(text: str) -> float:
+    """alerts.md 1.1: from `100ms` to `1s`, in whole milliseconds (the rules' resolution)."""
+    seconds = parse_duration(text)
+    ms = seconds * 1000
+    if not 100 <= round(ms) <= 1000 or abs(ms - round(ms)) > 1e-6:
+        raise ValueError(f"{text!r} is not a whole number of milliseconds from 100ms to 1s")
+    return round(ms) / 1000
+
+
 def parse_clock(text: str) -> str:
     if text not in ("wall", "event"):
         raise ValueError(f"{text!r} is neither wall nor event")
@@ -129,6 +138,9 @@ class Settings:
     metrics_port: int = _setting(9464, parse_port, "port of the worker's /metrics")
     ws_port: int = _setting(8765, parse_port, "port of the gateway (/ws and the supervisor page)")
     clock: str = _setting("wall", parse_clock, "monitor clock: wall or event")
+    eval_interval: float = _setting(
+        0.25, parse_eval_interval, "alert evaluation interval E, 100ms-1s: the rules are "
+        "evaluated at every multiple of E on the monitor clock")
     windows: tuple[tuple[str, float], ...] = _setting(
         DEFAULT_WINDOWS, parse_windows, "sliding windows, e.g. 5m,15m,1h,1d,today")
     timezone: str = _setting("UTC", parse_timezone, "IANA time zone of the today window")

@@ -20,7 +20,7 @@ from ccmon.alerts.health import StoreHealth
 from ccmon.alerts.rules import Rule
 from ccmon.alerts.state import Alert
 from ccmon.alerts.store import AlertStore, StoreUnavailable
-from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing
+from ccmon.alerts.watch import DEFAULT_INTERVAL_MS, STATE_UNIT, BoardWatch, Outgoing
 from ccmon.kafka import say
 from ccmon.stream.queues import Board
 
@@ -31,10 +31,12 @@ CHECK_SECONDS = 1.0  # how soon a worker notices that Redis lost its data
 
 
 class Alerting:
-    def __init__(self, rules: list[Rule], store: AlertStore | None, clock: str) -> None:
+    def __init__(self, rules: list[Rule], store: AlertStore | None, clock: str,
+                 interval: float = DEFAULT_INTERVAL_MS / 1000) -> None:
         self.rules = rules
         self.store = store
         self.event_clock = clock == "event"
+        self.interval_ms = round(interval * 1000)  # E, alerts.md 1.1
         self.watches: dict[int, BoardWatch] = {}
         self.transitions = Counter[tuple[str, str]]()  # (rule, status) -> count, this process
         self.health = StoreHealth()
@@ -46,7 +48,7 @@ class Alerting:
         """The partition's watch, restored from its logged state (`stored(unit)`) if new."""
         watch = self.watches.get(partition)
         if watch is None or watch.board is not board:
-            watch = self.watches[partition] = BoardWatch(self.rules, board)
+            watch = self.watches[partition] = BoardWatch(self.rules, board, self.interval_ms)
             state = stored(STATE_UNIT)
             if state is not None:
                 watch.restore(orjson.loads(state))

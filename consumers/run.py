@@ -65,7 +65,7 @@ def load_alerting(settings: Settings, store: AlertStore | None) -> Alerting | No
         raise SettingsError(str(exc)) from None
     if store is None:
         say("no CCMON_REDIS_URL: alerts are evaluated and counted in /metrics, not delivered")
-    return Alerting(rules, store, settings.clock)
+    return Alerting(rules, store, settings.clock, settings.eval_interval)
 
 
 def build_worker(settings: Settings, partitions: int, alerting: Alerting | None = None,
@@ -114,7 +114,8 @@ def run_worker(settings: Settings, loglevel: str = "WARNING", with_gateway: bool
         settings.redis_url or with_gateway) else None
     alerting = load_alerting(settings, store)
     if alerting is None and store is not None:
-        alerting = Alerting([], store, settings.clock)  # no rules: the page still has tiles
+        # no rules: the page still has tiles
+        alerting = Alerting([], store, settings.clock, settings.eval_interval)
     tune_gc()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust runs on this loop too

@@ -11,7 +11,7 @@ Two stages, both batch-first:
 Between them, the cases (metrics.md 1.1): stage one sends the journey steps of contacts with a
 customer to `<app_id>-journeys`, partitioned by customer id, so a customer's contacts meet in
 one `Cases`; the `cases` agent sends the case facts it makes to the facts topic, and drops cases
-on the monitor clock (clock = event: the event clock stage one sends along; wall: every second).
+on the monitor clock (clock = event: the event clock stage one sends along; wall: every tick of E).
 
 State lives in two Faust tables whose changelogs are written once per batch and per changed
 unit (contact, agent, queue live state, minute of samples), never once per event. The engine
@@ -194,7 +194,7 @@ class Worker:
         self.contacts.on_recover(self._on_contacts_recovered)
         self.queues.on_recover(self._on_queues_recovered)
         if alerting is not None:
-            app.task(self._every_second)
+            app.task(self._every_tick)
             app.task(alerting.publish_forever)
 
     def _raw_table(self, name: str, partitions: int) -> FencedTable:
@@ -281,7 +281,7 @@ class Worker:
     async def _send_facts(self, facts: list[Located]) -> list[asyncio.Future]:
         """Send a batch's facts to the partitions of their (queue, channel) keys, in batch
         order within each partition: stage two must see a partition's facts in the order
-        they happened, so the rules pass each second on the right state (clock = event)."""
+        they happened, so the rules pass each tick on the right state (clock = event)."""
         by_partition: dict[int, list] = defaultdict(list)
         partition_of = self._fact_partitions
         for located in facts:
@@ -473,17 +473,23 @@ class Worker:
 
         return self.alerting.watch(partition, self.board(partition), stored)
 
-    async def _every_second(self) -> None:
-        """At every whole wall-clock second: the rules (clock = wall), the page's tiles and
-        the partials of its agents view."""
+    async def _every_tick(self) -> None:
+        """At every multiple of E on the wall clock: the rules (clock = wall); at the first
+        tick of each wall-clock second: the page's tiles and the partials of its agents view."""
         alerting = self.alerting
         store = alerting.store
+        step = alerting.interval_ms
         window = self.settings.windows[0][0]
         views_sent: asyncio.Future | None = None
+        viewed = 0  # the wall-clock second the views were last put for
         while True:
-            now = time.time()
-            await asyncio.sleep(math.ceil(now) - now + 0.001)  # to the next whole second
-            second = math.floor(time.time()) * 1000
+            now_ms = time.time() * 1000
+            await asyncio.sleep(((now_ms // step + 1) * step - now_ms + 1) / 1000)
+            tick = int(time.time() * 1000) // step * step
+            second = tick // 1000 * 1000
+            views = store is not None and second > viewed
+            if alerting.event_clock and not views:
+                continue
             stamp = self.changelog.stamp()
             tiles: dict[str, dict] = {}
             agents: dict[str, dict] = {}  # facts partition -> its partial
@@ -493,19 +499,21 @@ class Worker:
                     continue
                 if not alerting.event_clock:
                     watch = self.watch(partition)
-                    alerting.count(watch.evaluate(second))
+                    alerting.count(watch.evaluate(tick))
                     changes: dict = {}
                     covered = self._alert_state(partition, changes)
                     if changes:
                         await self._log_changes(self.queues, partition, changes, stamp)
                         alerting.logged(covered)
-                if store is not None:
+                if views:
                     # clock = event: the partition's own clock (its latest fact, as /metrics
                     # reads it: the rules are past it); none yet before its first fact.
-                    now_ms = board.latest_ts if alerting.event_clock else second
-                    if now_ms:
-                        tiles |= board_tiles(board, window, now_ms, second)
-                        agents[str(partition)] = agents_partial(board, now_ms, second)
+                    board_now = board.latest_ts if alerting.event_clock else tick
+                    if board_now:
+                        tiles |= board_tiles(board, window, board_now, second)
+                        agents[str(partition)] = agents_partial(board, board_now, second)
+            if views:
+                viewed = second
             # In the background: an unreachable Redis must not hold up the next evaluation.
             if (tiles or agents) and (views_sent is None or views_sent.done()):
                 views_sent = asyncio.ensure_future(self._put_views(store, tiles, agents))

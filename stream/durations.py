@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhd])\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> float:
-    """`90s`, `5m`, `1.5h`, `1d` -> seconds."""
+    """`250ms`, `90s`, `5m`, `1.5h`, `1d` -> seconds."""
     match = _DURATION.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 1d")
+        raise ValueError(f"{text!r} is not a duration like 250ms, 30s, 5m, 1h or 1d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]

@@ -207,10 +207,12 @@ class Scenario:
         return facts
 
 
-def watch_for(*entries: dict) -> BoardWatch:
+def watch_for(*entries: dict, interval_ms: int = 1000) -> BoardWatch:
+    """A board and its rules; evaluated every whole second (E = 1 s, the moments of version 1)
+    unless told otherwise."""
     config = EngineConfig()
     return BoardWatch(parse_rules({"rules": list(entries)}, WINDOWS),
-                      Board(config.windows, config.thresholds, config.timezone))
+                      Board(config.windows, config.thresholds, config.timezone), interval_ms)
 
 
 def ticks(scenario: Scenario, until: float, first: int = 1) -> None:

@@ -1,9 +1,11 @@
-"""Rules on a board as the event clock passes whole seconds (alerts/watch.py), pure: golden
-event sequences in, transitions at exact moments out."""
+"""Rules on a board as the event clock passes the multiples of the evaluation interval E
+(alerts/watch.py; whole seconds unless a test says otherwise), pure: golden event sequences
+in, transitions at exact moments out."""
 
 from __future__ import annotations
 
 import orjson
+import pytest
 from alerting import LONG_QUEUE, LOW_SL, T0, Scenario, long_queue_day, ticks, watch_for
 
 from ccmon.alerts.state import FIRING, RESOLVED
@@ -25,6 +27,25 @@ def test_fires_after_for_on_the_event_clock_and_resolves_past_clear():
     assert [m["status"] for m in (e.message for e in watch.outbox)] == [FIRING, RESOLVED]
 
 
+@pytest.mark.parametrize(("interval_ms", "fires_s", "resolves_s"), [
+    # c, the third waiting, comes at 2.0 s: the tick at 2.0 s is evaluated just before it, so
+    # the condition holds from the next tick; it fires `for` (10 s) later. b's answer at
+    # 25.7 s leaves 1 waiting (clear): resolved at the first tick after it.
+    (250, 12.25, 25.75), (100, 12.1, 25.8), (1000, 13, 26), (300, 12.3, 25.8)])
+def test_rules_are_evaluated_at_every_multiple_of_the_interval(
+        interval_ms: int, fires_s: float, resolves_s: float):
+    watch = watch_for(LONG_QUEUE, interval_ms=interval_ms)
+    (fired, _, starts, _, _), (resolved, _, _, ends, _) = transitions(
+        watch, long_queue_day().facts())
+    assert (fired, starts) == (FIRING, round((T0 + fires_s) * 1000))
+    assert (resolved, ends) == (RESOLVED, round((T0 + resolves_s) * 1000))
+
+
+def test_the_default_interval_is_a_quarter_second():
+    watch = BoardWatch([], watch_for().board)
+    assert watch.interval_ms == 250
+
+
 def test_a_condition_shorter_than_for_never_fires():
     s = Scenario()
     for i in range(3):
@@ -41,13 +62,15 @@ def test_without_a_watch_nothing_is_evaluated():
     assert watch.evaluator.now is None
 
 
-def test_a_restored_watch_goes_on_exactly_as_one_that_never_stopped():
+@pytest.mark.parametrize("interval_ms", [1000, 250, 100])
+def test_a_restored_watch_goes_on_exactly_as_one_that_never_stopped(interval_ms: int):
     facts = long_queue_day().facts()
-    whole = transitions(watch_for(LONG_QUEUE), facts)
+    whole = transitions(watch_for(LONG_QUEUE, interval_ms=interval_ms), facts)
     for cut in (5, len(facts) // 2, len(facts) - 3):
-        first = watch_for(LONG_QUEUE)
+        first = watch_for(LONG_QUEUE, interval_ms=interval_ms)
         before = transitions(first, facts[:cut])
-        second = watch_for(LONG_QUEUE)  # from what the worker logs, through JSON
+        # from what the worker logs, through JSON
+        second = watch_for(LONG_QUEUE, interval_ms=interval_ms)
         for unit, unit_state in first.board.take_dirty().items():
             if unit_state is not None:
                 second.board.restore(unit, orjson.loads(orjson.dumps(unit_state)))
@@ -120,8 +143,12 @@ def test_after_a_jump_of_the_clock_over_a_day_only_its_last_day_is_evaluated():
     s.queued(two_days + 0.5, "tick", queue="sales")
     # The 3 s to 2-day evaluations are skipped but for the last day's: pending from the
     # evaluation at 1 day (2 days - 1 day), firing 10 s later.
-    [(status, _, starts, _, value)] = transitions(watch_for(LONG_QUEUE), s.facts())
+    facts = s.facts()
+    [(status, _, starts, _, value)] = transitions(watch_for(LONG_QUEUE), facts)
     assert (status, starts, value) == (FIRING, (T0 + 86_400 + 10) * 1000, 3)
+    # E = 250 ms: the last tick is at 2 days + 0.5 s, the last day's first 1 day + 0.5 s.
+    [(status, _, starts, _, _)] = transitions(watch_for(LONG_QUEUE, interval_ms=250), facts)
+    assert (status, starts) == (FIRING, (T0 + 86_400 + 10.5) * 1000)
 
 
 def run_time(text: str) -> str:

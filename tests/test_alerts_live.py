@@ -36,22 +36,30 @@ from ccmon.launch import scrape, total, try_scrape, wait_until
 pytestmark = pytest.mark.kafka
 
 
-def expected_messages(scenario: Scenario, *rules: dict) -> list[dict]:
-    """What the pure evaluator publishes for these events, in order."""
-    watch = watch_for(*(rules or (LONG_QUEUE, LOW_SL)))
+def expected_messages(scenario: Scenario, *rules: dict, interval: float = 0.25) -> list[dict]:
+    """What the pure evaluator publishes for these events, in order, evaluating every
+    `interval` seconds (E; the worker's default: 250 ms, alerts.md 1.1)."""
+    watch = watch_for(*(rules or (LONG_QUEUE, LOW_SL)), interval_ms=round(interval * 1000))
     apply_facts(watch.board, scenario.facts(), watch)
     return [entry.message for entry in watch.outbox]
 
 
 @pytest.fixture
-async def live(kafka, redis_server, tmp_path: Path) -> AsyncIterator[tuple[Deployment, Client]]:
-    """A deployment whose worker evaluates the rules, a gateway, and carol (every queue)."""
+def eval_interval() -> str:
+    return "250ms"  # the default; a test may parametrize it
+
+
+@pytest.fixture
+async def live(kafka, redis_server, tmp_path: Path, eval_interval: str
+               ) -> AsyncIterator[tuple[Deployment, Client]]:
+    """A deployment whose worker evaluates the rules every `eval_interval`, a gateway, and
+    carol (every queue)."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"rules": [LONG_QUEUE, LOW_SL]}))
     # One input partition: the facts reach the evaluator in event-time order, so the replay
     # is exact (docs/alerts.md: backtests).
     deployment = Deployment(kafka, tmp_path, partitions=1, rules=rules,
-                            redis_url=redis_server.url)
+                            redis_url=redis_server.url, eval_interval=eval_interval)
     gateway = Gateway({"redis_url": redis_server.url, "app_id": deployment.values["app_id"],
                        "tokens": write_tokens(tmp_path / "tokens.yaml")},
                       tmp_path / "gateway.log")
@@ -80,16 +88,23 @@ def alert_messages(client: Client) -> list[dict]:
     return [{k: v for k, v in m.items()} for m in client.alerts()]
 
 
-async def test_a_replay_on_the_event_clock_fires_what_the_evaluator_says(live):
+@pytest.mark.parametrize(("eval_interval", "moments"), [
+    ("1s", [("long-queue", "firing", "09:00:13Z", ""),
+            ("low-sl", "firing", "09:00:21Z", ""),  # the answers at 20.2 s and 25.7 s were late
+            ("long-queue", "resolved", "09:00:13Z", "09:00:26Z"),
+            ("low-sl", "resolved", "09:00:21Z", "09:05:45Z")]),  # the abandon at 45 s has left
+    # Every 250 ms (the default): the same story, each transition at the first quarter second
+    # after its cause (see test_alert_watch.py for the long queue's).
+    ("250ms", [("long-queue", "firing", "0:12.250Z", ""),
+               ("low-sl", "firing", "0:20.250Z", ""),
+               ("long-queue", "resolved", "0:12.250Z", "0:25.750Z"),
+               ("low-sl", "resolved", "0:20.250Z", "09:05:45Z")])])
+async def test_a_replay_on_the_event_clock_fires_what_the_evaluator_says(live, moments):
     deployment, client = live
     scenario = with_abandons(long_queue_day())
-    wanted = expected_messages(scenario)
+    wanted = expected_messages(scenario, interval=deployment.settings.eval_interval)
     assert [(m["rule"], m["status"], m["starts_at"][-9:], (m["ends_at"] or "")[-9:])
-            for m in wanted] == [
-        ("long-queue", "firing", "09:00:13Z", ""),
-        ("low-sl", "firing", "09:00:21Z", ""),  # the answers at 20.2 s and 25.7 s were late
-        ("long-queue", "resolved", "09:00:13Z", "09:00:26Z"),
-        ("low-sl", "resolved", "09:00:21Z", "09:05:45Z")]  # the abandon at 45 s has left
+            for m in wanted] == moments
     worker = await asyncio.to_thread(deployment.start_worker)
     await deployment.send_async(lines(scenario))
     await client.until(lambda m: m.get("id") == wanted[-1]["id"] and m["status"] == "resolved",

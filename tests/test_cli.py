@@ -27,6 +27,7 @@ def ccmon(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     ([], {"CCMON_METRICS_PORT": "99999"}, "CCMON_METRICS_PORT"),
     (["--brokers", "nohostport"], {}, "--brokers"),
     (["--service-level-by-queue", "billing"], {}, "--service-level-by-queue"),
+    ([], {"CCMON_EVAL_INTERVAL": "2s"}, "CCMON_EVAL_INTERVAL"),
 ])
 def test_bad_setting_is_one_line_naming_it(args, env, named):
     result = ccmon("worker", *args, env=env)
@@ -82,6 +83,15 @@ def test_setting_parsers():
     assert parse_windows("5m, 1d") == (("5m", 300.0), ("1d", 86400.0))
     with pytest.raises(SettingsError, match="CCMON_SHORT_ABANDON_SECONDS"):
         load(environ={"CCMON_SHORT_ABANDON_SECONDS": "-1"})
+
+
+def test_eval_interval_is_100ms_to_1s_in_whole_milliseconds():
+    assert load(environ={}).eval_interval == 0.25  # alerts.md 1.1's default
+    for text, seconds in (("100ms", 0.1), ("1s", 1.0), ("0.5s", 0.5), ("333ms", 0.333)):
+        assert load(environ={"CCMON_EVAL_INTERVAL": text}).eval_interval == seconds
+    for bad in ("99ms", "1001ms", "2s", "0.1005s", "0ms", "fast"):
+        with pytest.raises(SettingsError, match="CCMON_EVAL_INTERVAL"):
+            load(environ={"CCMON_EVAL_INTERVAL": bad})
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
