@@ -7,6 +7,9 @@ timestamps, so the worker evaluates at tick T just before applying the first fac
 T; a replay with the same E therefore fires the alerts it would have fired live, at the same
 moments, with the same ids. With `clock = wall` the worker evaluates at each wall-clock tick.
 
+The facts are applied by `stream.facts.apply`, with the watch as its ticker (the hook that
+evaluates at each tick the facts pass).
+
 Transitions wait in an outbox until the state that produced them is in the changelog; only
 then are they published (see `consumers/alerting.py`), so a restart never forgets an alert it
 told anybody about, and re-publishing the outbox is harmless (the store ignores repeats).
@@ -18,12 +21,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ccmon.stream.kpis import QUEUE_METRICS, queue_metrics
-from ccmon.stream.queues import SEP, SURVEY, Board
+from ccmon.stream.queues import SEP, Board
 
 from .rules import Rule
 from .state import Alert, Evaluator, Series
 
-NEVER = float("inf")
 DEFAULT_INTERVAL_MS = 250  # alerts.md 1.1
 MAX_CATCH_UP_MS = 86_400_000  # after a longer jump of the clock, only its last day is stepped
 LABELS = {spec.name: spec.labels for spec in QUEUE_METRICS}
@@ -36,24 +38,6 @@ TILE_GAUGES = {"ccmon_queue_waiting_contacts": "waiting",
 TILE_RATIOS = {"ccmon_service_level_ratio": "service_level_ratio",
                "ccmon_abandon_ratio": "abandon_ratio",
                "ccmon_answer_wait_seconds_avg": "answer_wait_seconds_avg"}
-
-
-def apply_facts(board: Board, facts: Iterable[tuple], watch: BoardWatch | None = None
-                ) -> list[Alert]:
-    """Apply located facts (as `Intake` makes them, or as read back from the facts topic) to
-    the board; with a `watch` (clock = event), evaluate its rules at each tick the facts' ts
-    pass, just before the first fact at or after it. Returns the transitions."""
-    apply = board.apply
-    transitions: list[Alert] = []
-    due = NEVER if watch is None else (watch.due or 0)
-    for queue, channel, kind, ts, contact, value, source, position in facts:
-        if ts >= due:
-            transitions += watch.pass_to(ts)
-            due = watch.due
-        if kind == SURVEY and type(value) is list:  # JSON made the score pair a list
-            value = tuple(value)
-        apply((queue, channel, kind, ts, contact, value), source, position)
-    return transitions
 
 
 class Outgoing:

@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ccmon.settings import parse_duration, parse_windows
-from ccmon.stream.engine import EngineConfig, Intake, Located, Record
-from ccmon.stream.lifecycle import ENDED, Fact
+from ccmon.stream.engine import EngineConfig, Intake, Record
+from ccmon.stream.facts import Located
+from ccmon.stream.facts import apply as apply_facts
+from ccmon.stream.lifecycle import ENDED
 from ccmon.stream.queues import Board, Thresholds
 
 BATCH = 20_000
@@ -77,8 +79,7 @@ def stage_two(facts: list[list[Located]], windows: tuple[tuple[str, int], ...], 
 
     def run() -> Board:
         for batch in facts:
-            for located in batch:
-                board.apply(Fact(*located[:6]), located[6], located[7])
+            apply_facts(board, batch)
             board.advance(max(located[3] for located in batch))
             board.take_dirty()
         return board

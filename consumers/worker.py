@@ -39,12 +39,11 @@ from operator import attrgetter
 import faust
 import orjson
 from aiokafka import ConsumerRecord
-from aiokafka.partitioner import murmur2
 from faust.auth import Credentials
 
 from ccmon.alerts.agents_view import partial as agents_partial
 from ccmon.alerts.store import StoreUnavailable
-from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing, apply_facts
+from ccmon.alerts.watch import STATE_UNIT, BoardWatch, Outgoing
 from ccmon.alerts.watch import tiles as board_tiles
 from ccmon.security import KafkaOptions, kafka_options
 from ccmon.settings import Settings
@@ -55,10 +54,19 @@ from ccmon.stream.engine import (
     DeadLetter,
     EngineConfig,
     Intake,
-    Located,
     journey_position,
 )
-from ccmon.stream.queues import CLOCK, SEP, Board
+from ccmon.stream.facts import (
+    FACTS_PER_MESSAGE,
+    Located,
+    clock_fact,
+    encode,
+    key_partition,
+    series_partition,
+)
+from ccmon.stream.facts import apply as apply_facts
+from ccmon.stream.facts import decode as decode_facts
+from ccmon.stream.queues import Board
 
 from .alerting import Alerting
 from .changelog import ChangelogWriter, FencedTable
@@ -74,13 +82,6 @@ log = logging.getLogger("ccmon.worker")
 
 BATCH_MAX = 20_000  # a contact's state is logged once per batch, however many events it had
 BATCH_WITHIN = 0.05  # seconds a batch may wait to fill: bounds the latency it adds
-FACTS_PER_MESSAGE = 2000  # ~200 kB: well under Kafka's default 1 MB message limit
-
-
-def _dumps(value: object) -> bytes:
-    # orjson writes no namedtuple (a journey step, a case resolution): as the array it is.
-    return orjson.dumps(value, default=tuple)
-
 
 TABLES = ("contacts", "queues", "cases")
 COMPACTED = {"cleanup.policy": "compact"}  # what Faust gives its changelog topics
@@ -95,18 +96,12 @@ def journeys_topic(settings: Settings) -> str:
 
 
 def journey_partition(customer: str, partitions: int) -> int:
-    """Kafka's default partitioning of the customer id as key (murmur2), as `fact_partition`."""
-    return (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
+    """Kafka's default partitioning of the customer id as key, as a series' facts."""
+    return key_partition(customer.encode(), partitions)
 
 
 def changelog_topics(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
-
-
-def fact_partition(series: tuple[str, str], partitions: int) -> int:
-    """The facts partition of a (queue, channel): Kafka's default partitioning of the key
-    `queue<US>channel` (murmur2), so the owner of a series never changes with this code."""
-    return (murmur2(f"{series[0]}{SEP}{series[1]}".encode()) & 0x7FFFFFFF) % partitions
 
 
 def faust_credentials(security: KafkaOptions) -> Credentials | None:
@@ -288,11 +283,11 @@ class Worker:
             series = (located[0], located[1])
             partition = partition_of.get(series)
             if partition is None:
-                partition = partition_of[series] = fact_partition(series, self.partitions)
+                partition = partition_of[series] = series_partition(*series, self.partitions)
             by_partition[partition].append(located)
         send = self.app.producer.send
         topic = self.facts.get_topic_name()
-        return [await send(topic, None, _dumps(batch[i:i + FACTS_PER_MESSAGE]),
+        return [await send(topic, None, encode(batch[i:i + FACTS_PER_MESSAGE]),
                            partition, None, None)
                 for partition, batch in by_partition.items()
                 for i in range(0, len(batch), FACTS_PER_MESSAGE)]
@@ -308,7 +303,7 @@ class Worker:
         send = self.app.producer.send
         topic = self.journeys.get_topic_name()
         clock = self.intake.latest_ts
-        return [await send(topic, None, _dumps([clock, batch[i:i + JOURNEYS_PER_MESSAGE]]),
+        return [await send(topic, None, encode([clock, batch[i:i + JOURNEYS_PER_MESSAGE]]),
                            partition, None, None)
                 for partition, batch in by_partition.items()
                 for i in range(0, len(batch), JOURNEYS_PER_MESSAGE)]
@@ -322,7 +317,7 @@ class Worker:
         self._clock_sent = latest
         send = self.app.producer.send
         messages = [(self.facts.get_topic_name(),
-                     orjson.dumps([("", "", CLOCK, latest, "", None, "", 0)])),
+                     encode([clock_fact(latest)])),
                     (self.journeys.get_topic_name(), orjson.dumps([latest, []]))]
         return [await send(topic, None, value, partition, None, None)
                 for topic, value in messages for partition in range(self.partitions)]
@@ -442,7 +437,7 @@ class Worker:
                 partition = event.message.partition
                 board = self.board(partition)
                 watch = self.watch(partition) if stepping else None
-                facts = orjson.loads(event.message.value)
+                facts = decode_facts(event.message.value)
                 transitions = apply_facts(board, facts, watch)
                 if transitions:
                     alerting.count(transitions)

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 from .cases import DEFAULT_TIMEOUT_MS, Cases, JourneyFact, journey_of
 from .events import BadEvent, decode
-from .lifecycle import DUPLICATE, Fact, Ledger
+from .facts import Located, Ticker, apply
+from .lifecycle import DUPLICATE, Ledger
 from .queues import Board, Thresholds
 
 FACTS_PER_EVENT = 1024  # positions: offset * FACTS_PER_EVENT + index of the fact in its event
@@ -45,11 +46,6 @@ class DeadLetter(NamedTuple):
     record: Any  # the input record: `.offset`, `.key`, `.value` (its untouched bytes)
     reason: str  # a code of events.REASONS
     detail: str
-
-
-# A fact with its origin: (queue, channel, kind, ts, contact, value, source, position).
-# Flat, because it is made for every fact and serialised as is.
-Located = tuple
 
 
 @dataclass(frozen=True)
@@ -220,17 +216,20 @@ DROPS_SOURCE = "drops:0"
 class Pipeline:
     """Both stages in one process, no Kafka: feed records, read metrics at `now` (after
     `advance(now)`, so that the cases dropped by then count). Between the stages, the cases:
-    journey steps -> `Cases` -> case facts -> the board."""
+    journey steps -> `Cases` -> case facts -> the board. A `ticker` (the alert rules on the
+    board, clock = event) is passed the ticks as in the worker; what it makes is returned."""
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None,
+                 ticker: Ticker | None = None) -> None:
         self.config = config = config or EngineConfig()
+        self.ticker = ticker
         self.intake = Intake(config)
         self.cases = Cases(config.case_timeout_ms, DROPS_SOURCE)
         self.board = Board(config.windows, config.thresholds, config.timezone)
         self.dead: list[DeadLetter] = []
         self._journeys = 0  # journey steps taken: their positions in the journey stream
 
-    def feed(self, records: Iterable[Record], partition: int = 0) -> None:
+    def feed(self, records: Iterable[Record], partition: int = 0) -> list:
         journeys: list[JourneyFact] = []
         facts, dead = self.intake.take(partition, records, journeys)
         self.dead.extend(dead)
@@ -238,13 +237,8 @@ class Pipeline:
             facts += self.cases.apply(journey, JOURNEYS_SOURCE,
                                       journey_position(0, self._journeys))
             self._journeys += 1
-        self._apply(facts)
+        return apply(self.board, facts, self.ticker)
 
-    def advance(self, now: int) -> None:
+    def advance(self, now: int) -> list:
         """Move the cases' clock to `now` (the clock the metrics are read at): drops."""
-        self._apply(self.cases.advance(now))
-
-    def _apply(self, facts: Iterable[Located]) -> None:
-        apply = self.board.apply
-        for located in facts:
-            apply(Fact(*located[:6]), located[6], located[7])
+        return apply(self.board, self.cases.advance(now), self.ticker)

@@ -10,6 +10,7 @@ import pytest
 
 from ccmon.stream.agents import Timelines
 from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.queues import Board
 
@@ -155,9 +156,8 @@ def test_staffing_reaches_the_series_on_another_partition():
     facts, _ = Intake(whole.config).take(0, [
         *(Record("cc.agents:0", n, None, orjson.dumps(e)) for n, e in enumerate(lines)),
         *(Record("cc.voice:0", n, "voice", orjson.dumps(e)) for n, e in enumerate(contact))])
-    for located in facts:
-        board = agents_board if located[1] == "" else voice_board
-        board.apply(located[:6], located[6], located[7])
+    apply_facts(agents_board, [located for located in facts if located[1] == ""])
+    apply_facts(voice_board, [located for located in facts if located[1] != ""])
     now = MS0 + 300_000
     def figures(board: Board) -> dict:
         return {(name, labels): value for name, labels, value in queue_metrics(board, now)}
@@ -232,7 +232,5 @@ def test_staffing_copies_only_when_the_staffing_changes():
                       ("a2", "billing", "away"), ("a3", "billing", "available"),
                       ("a3", "billing", None), ("a3", "sales", "available")]
     voice = Board(WINDOWS, EngineConfig().thresholds)
-    for located in facts:
-        if located[1] == "voice":
-            voice.apply(located[:6], located[6], located[7])
+    apply_facts(voice, [located for located in facts if located[1] == "voice"])
     assert (voice.staffed("billing"), voice.staffed("sales")) == (1, 1)

@@ -36,8 +36,10 @@ from test_engine import ev, ms
 from ccmon.alerts.agents_view import merge, partial, visible
 from ccmon.alerts.tokens import Supervisor
 from ccmon.stream import reps
-from ccmon.stream.engine import EngineConfig, Intake, Located, Record
-from ccmon.stream.lifecycle import REP, Contact, Fact
+from ccmon.stream.engine import EngineConfig, Intake, Record
+from ccmon.stream.facts import Located
+from ccmon.stream.facts import apply as apply_facts
+from ccmon.stream.lifecycle import REP, Contact
 from ccmon.stream.queues import Board
 
 WINDOWS = (("5m", 300_000), ("15m", 900_000))
@@ -106,8 +108,8 @@ class Centre:
         self.apply(facts)
 
     def apply(self, facts: list[Located]) -> None:
-        for located in facts:
-            self.boards[located[0]].apply(Fact(*located[:6]), located[6], located[7])
+        for queue, board in self.boards.items():
+            apply_facts(board, [located for located in facts if located[0] == queue])
 
     def view(self, now: float, window: str = "15m") -> list[dict] | None:
         return merge([partial(board, ms(now), at=0) for board in self.boards.values()], window)

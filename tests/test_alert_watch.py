@@ -9,7 +9,8 @@ import pytest
 from alerting import LONG_QUEUE, LOW_SL, T0, Scenario, long_queue_day, ticks, watch_for
 
 from ccmon.alerts.state import FIRING, RESOLVED
-from ccmon.alerts.watch import BoardWatch, Outgoing, apply_facts, tiles
+from ccmon.alerts.watch import BoardWatch, Outgoing, tiles
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.kpis import queue_metrics
 
 

@@ -30,8 +30,8 @@ from alerting import (
 from deployment import DEADLINE, Deployment
 from servers import http_ok, start_redis
 
-from ccmon.alerts.watch import apply_facts
 from ccmon.launch import scrape, total, try_scrape, wait_until
+from ccmon.stream.facts import apply as apply_facts
 
 pytestmark = pytest.mark.kafka
 

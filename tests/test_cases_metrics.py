@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ccmon.alerts.watch import apply_facts
 from ccmon.stream.cases import ABANDON, END, ENTRY, JourneyFact
 from ccmon.stream.engine import FACTS_PER_EVENT, EngineConfig, Intake, Pipeline, Record
 from ccmon.stream.events import decode
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.lifecycle import Contact, Ledger, contact_key
 from ccmon.stream.queues import Board

@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from ccmon.alerts.rules import load_rules
-from ccmon.alerts.watch import BoardWatch, apply_facts
+from ccmon.alerts.watch import BoardWatch
 from ccmon.demo import EXAMPLE_RULES
 from ccmon.stream.engine import EngineConfig, Intake, Record
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.queues import Board
 from ccmon.stream.simulate import OPENING_INCIDENT, SimConfig, Simulation
 from tests.test_simulate import Lifecycle, check_envelope, seconds

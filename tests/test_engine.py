@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.lifecycle import Fact
 from ccmon.stream.queues import Board, Thresholds
@@ -475,8 +476,7 @@ def test_replayed_facts_are_applied_once():
                       *contact("c2", "billing", 5)])
     pipeline = Pipeline()
     facts, _ = pipeline.intake.take(0, events)
-    for located in facts + facts[:4]:
-        pipeline.board.apply(Fact(*located[:6]), located[6], located[7])
+    apply_facts(pipeline.board, facts + facts[:4])
     assert metrics(pipeline.board, 60) == run(
         [*contact("c1", "billing", 0, answered=10, ended=30), *contact("c2", "billing", 5)],
         now=60)[1]
@@ -494,8 +494,7 @@ def test_replayed_fact_of_a_partly_expired_minute_is_applied_once():
                       ev("contact.answered", 50, contact_id="b")])
     facts, _ = pipeline.intake.take(0, events)
     board = pipeline.board
-    for located in facts:
-        board.apply(Fact(*located[:6]), located[6], located[7])
+    apply_facts(board, facts)
     board.advance(ms(80))  # 09:00:10 is out of the 1m window, 09:00:50 still in
     for located in facts:  # the crash: every fact again, same origin and position
         board.apply(Fact(*located[:6]), located[6], located[7])

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from ccmon.stream.deadletter import DEAD_LETTER_BYTES, dead_letter_message
 from ccmon.stream.engine import DeadLetter, EngineConfig, Intake, Pipeline, Record
 from ccmon.stream.events import REASONS
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.kpis import queue_metrics
-from ccmon.stream.lifecycle import Fact
 from ccmon.stream.simulate import Simulation
 
 START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC).timestamp()
@@ -98,8 +98,7 @@ def figures(pipeline: Pipeline) -> list[tuple]:
 def feed(values: list[tuple[bytes, str | None]]) -> tuple[Pipeline, list[DeadLetter]]:
     pipeline = Pipeline()
     facts, dead = take(pipeline.intake, as_records(values))
-    for located in facts:
-        pipeline.board.apply(Fact(*located[:6]), located[6], located[7])
+    apply_facts(pipeline.board, facts)
     return pipeline, dead
 
 

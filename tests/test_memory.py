@@ -13,6 +13,7 @@ from ccmon.stream import queues as q
 from ccmon.stream.cases import DROPPED, OPENED, REPEAT, RESOLVED, Resolution
 from ccmon.stream.engine import FACTS_PER_EVENT, EngineConfig, Pipeline
 from ccmon.stream.events import BadEvent, decode
+from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.lifecycle import (
     ABANDONED,
     ANSWERED,
@@ -335,8 +336,7 @@ def test_restore_from_columns_and_from_the_previous_format_is_exact():
         assert metrics(copies[1], now) == reference
     # The restored marks still refuse the facts they cover.
     facts, _ = Pipeline().intake.take(0, records(events))
-    for located in facts:
-        copies[0].apply(Fact(*located[:6]), located[6], located[7])
+    apply_facts(copies[0], facts)
     assert metrics(copies[0], 4000) == metrics(pipeline.board, 4000)
 
 

@@ -12,9 +12,11 @@ import pytest
 
 from ccmon.stream.cases import RESOLVED, Resolution
 from ccmon.stream.engine import EngineConfig, Intake, Pipeline, Record
+from ccmon.stream.facts import apply as apply_facts
+from ccmon.stream.facts import clock_fact, decode, encode
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.lifecycle import REP, Fact
-from ccmon.stream.queues import CLOCK, Board, sample_code, sample_of
+from ccmon.stream.queues import Board, sample_code, sample_of
 from ccmon.stream.reps import ENDED as REP_ENDED
 from ccmon.stream.reps import rep_code
 
@@ -88,8 +90,7 @@ def test_a_minute_restored_from_its_log_still_refuses_its_first_fact():
     assert [located[7] for located in facts] == [0]
 
     def apply(board: Board) -> None:
-        for located in facts:
-            board.apply(Fact(*located[:6]), located[6], located[7])
+        apply_facts(board, facts)
 
     board = Board(config.windows, config.thresholds)
     apply(board)
@@ -119,8 +120,7 @@ def test_an_agents_credit_replayed_counts_once():
         ("c1", "contact.ended", 70, {})]))
     board = Board(config.windows, config.thresholds)
     for _ in range(2):
-        for located in facts:
-            board.apply(Fact(*located[:6]), located[6], located[7])
+        apply_facts(board, facts)
     now = (T0 + 100) * 1000
     assert board.reps.sums("a7", [now - 900_000], now) == [[1, 0, 65_000, 0, 0, 0, 0]]
 
@@ -142,8 +142,7 @@ def test_a_clock_fact_read_back_from_the_facts_topic_moves_the_clock_only():
     # It moves the event clock and makes no (queue, channel) series.
     latest = (T0 + 30) * 1000
     board = Board(EngineConfig().windows, EngineConfig().thresholds)
-    for located in orjson.loads(orjson.dumps([("", "", CLOCK, latest, "", None, "", 0)])):
-        board.apply(Fact(*located[:6]), located[6], located[7])
+    apply_facts(board, decode(encode([clock_fact(latest)])))  # as the facts topic carries it
     assert board.latest_ts == latest
     assert board.queues == {}
     assert metrics(board, 60) == {}
