@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE_ALERTS = ("agents_view", "rules", "state", "throttle", "tokens", "watch")
+PURE_ALERTS = ("agents_view", "rules", "session", "state", "throttle", "tokens", "watch")
 PURE = sorted([*(ROOT / "stream").glob("*.py"),
                *(ROOT / "alerts" / f"{name}.py" for name in PURE_ALERTS)])
 SHELL_PACKAGES = ("asyncio", "faust", "mode", "aiokafka", "redis", "websockets",
