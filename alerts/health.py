@@ -1,5 +1,6 @@
 """Whether the alert store (Redis) answers: `/healthz` and `ccmon_alert_store_up`, the same
-for a gateway (which follows the store) and a worker (whose outbox the store empties)."""
+for a gateway (which follows the store) and a worker (whose outbox the store empties); its
+outage is said once, and so is its end (`ccmon.console.Outage`)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,13 @@ from http import HTTPStatus
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from ccmon.console import Outage
+
 STORE_UP = "ccmon_alert_store_up"
 
 
-class StoreHealth:
+class StoreHealth(Outage):
     """The outcome of the last call to the store; also a Prometheus collector."""
-
-    def __init__(self) -> None:
-        self.up: bool | None = None  # None: not asked yet
-
-    def answered(self) -> bool:
-        """The store answered; True if it had failed before (worth saying once)."""
-        came_back, self.up = self.up is False, True
-        return came_back
-
-    def failed(self) -> bool:
-        """A call failed; True if it is news (worth saying once)."""
-        news, self.up = self.up is not False, False
-        return news
 
     def healthz(self) -> tuple[HTTPStatus, bytes]:
         if self.up:

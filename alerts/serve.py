@@ -7,9 +7,10 @@ import contextlib
 import logging
 import signal
 
-from ccmon.kafka import say
+from ccmon.console import check_port_free, on_stop_signals, say
+from ccmon.errors import SettingsError
 from ccmon.security import redis_options
-from ccmon.settings import Settings, SettingsError, check_port_free
+from ccmon.settings import Settings
 
 from .gateway import Gateway
 from .store import RedisStore
@@ -51,8 +52,8 @@ async def _serve(settings: Settings, tokens, redis_options: dict[str, object]) -
         f"· WebSocket ws://{settings.bind}:{settings.ws_port}/ws · alerts from "
         f"{store.address}")
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    # SIGTERM only: on Ctrl-C `asyncio.run` cancels this, and the finally runs all the same.
+    on_stop_signals(asyncio.get_running_loop(), stopping.set, (signal.SIGTERM,))
     try:
         await stopping.wait()
     finally:

@@ -39,9 +39,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ccmon.errors import SettingsError
 from ccmon.refusal import redis_refusal
 from ccmon.security import redis_address
-from ccmon.settings import SettingsError
 
 HISTORY_SECONDS = 7 * 86400  # how long a resolved alert can still be looked up and acked
 STREAM_LENGTH = 100_000  # transitions kept in the stream (approximately)

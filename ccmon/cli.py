@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from ccmon import settings as settings_module
-from ccmon.kafka import say
-from ccmon.settings import KAFKA_SETTINGS, REDIS_SETTINGS, SettingsError
+from ccmon.console import STOP_SIGNALS, say
+from ccmon.errors import CcmonError, EmbeddedBrokerError, SettingsError
+from ccmon.settings import KAFKA_SETTINGS, REDIS_SETTINGS
 
 WORKER_SETTINGS = (*KAFKA_SETTINGS, *REDIS_SETTINGS, "app_id", "metrics_port", "clock",
                    "windows", "short_abandon_seconds", "service_level_seconds",
@@ -53,7 +54,7 @@ def _broker(args: argparse.Namespace) -> int:
     import signal
     import socket
 
-    from ccmon.embedded import EmbeddedBrokerError, start_tansu
+    from ccmon.embedded import start_tansu
 
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", args.port)) == 0:
@@ -62,11 +63,10 @@ def _broker(args: argparse.Namespace) -> int:
         broker = start_tansu(args.port)
     except EmbeddedBrokerError as exc:
         raise SettingsError(f"the embedded broker did not start: {exc}") from None
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # after tansu: it must not inherit it
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # after tansu: it must not inherit it
     say(f"embedded broker (tansu, in memory) on {broker.bootstrap}; Ctrl-C stops it")
     try:
-        signal.sigwait(stop_signals)
+        signal.sigwait(STOP_SIGNALS)
     finally:
         broker.stop()
     return 0
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         code = args.run(args)
-    except SettingsError as exc:
+    except CcmonError as exc:  # a setting or a server to fix: its one line, no traceback
         say(str(exc))
         code = 2
     except KeyboardInterrupt:

@@ -22,18 +22,13 @@ from dataclasses import fields
 from pathlib import Path
 
 import ccmon.alerts
-from ccmon.embedded import EmbeddedBrokerError, start_tansu, stop_process
-from ccmon.kafka import say, wait_for_brokers
+from ccmon.console import STOP_SIGNALS, check_port_free, say
+from ccmon.embedded import start_tansu, stop_process
+from ccmon.errors import EmbeddedBrokerError, SettingsError
+from ccmon.kafka import wait_for_brokers
 from ccmon.launch import Samples, ccmon_process, total, try_scrape
 from ccmon.security import kafka_options
-from ccmon.settings import (
-    FILE_SETTINGS,
-    KAFKA_SETTINGS,
-    Settings,
-    SettingsError,
-    check_port_free,
-    env_name,
-)
+from ccmon.settings import FILE_SETTINGS, KAFKA_SETTINGS, Settings, env_name
 
 EXAMPLE_RULES = Path(ccmon.alerts.__file__).resolve().parent / "examples" / "rules.yaml"
 
@@ -89,7 +84,7 @@ class Demo:
     def run(self) -> int:
         check_port_free(self.settings.bind, self.settings.metrics_port, "CCMON_METRICS_PORT")
         check_port_free(self.settings.bind, self.settings.ws_port, "CCMON_WS_PORT")
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         try:
             bootstrap = self._broker()

@@ -29,12 +29,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from ccmon.errors import EmbeddedBrokerError
+
 STOP_SECONDS = 5.0
 START_SECONDS = 30.0
-
-
-class EmbeddedBrokerError(RuntimeError):
-    """The embedded broker could not be found or did not come up; the message says why."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -254,5 +252,4 @@ def start_tansu(port: int | None = None, host: str = "127.0.0.1", *,
     return broker
 
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "die_with_parent", "free_port", "start_tansu",
-           "tansu_binary"]
+__all__ = ["EmbeddedBroker", "die_with_parent", "free_port", "start_tansu", "tansu_binary"]

@@ -19,12 +19,13 @@ from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from ccmon.console import cannot_listen, say
 from ccmon.consumers.exporter import registry_for
-from ccmon.kafka import ensure_topics, say, wait_for_brokers
+from ccmon.kafka import ensure_topics, wait_for_brokers
 from ccmon.produce import SETTINGS_USED as PRODUCE_SETTINGS
 from ccmon.produce import _connect, _run, event_message
 from ccmon.security import kafka_options
-from ccmon.settings import Settings, SettingsError
+from ccmon.settings import Settings
 from ccmon.stream.adapter import Outcome
 from ccmon.stream.deadletter import dead_letter_message
 from ccmon.stream.engine import DeadLetter, Record
@@ -81,8 +82,8 @@ def run_adapter(settings: Settings, adapter: str, doing: str,
     try:
         start_http_server(settings.metrics_port, settings.bind, registry_for(counts))
     except OSError as exc:
-        raise SettingsError(f"cannot listen on {settings.bind}:{settings.metrics_port} "
-                            f"(CCMON_METRICS_PORT): {exc.strerror}") from None
+        raise cannot_listen(settings.bind, settings.metrics_port, "CCMON_METRICS_PORT",
+                            exc) from None
     counts.banner = f"{doing}; metrics on http://{settings.bind}:{settings.metrics_port}/metrics"
     return _run(lambda stop: main(counts, stop))
 

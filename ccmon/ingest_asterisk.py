@@ -16,7 +16,7 @@ import time
 from ccmon import settings as settings_module
 from ccmon.follow import Follower, Position, load_position, save_position
 from ccmon.ingest import SETTINGS_USED, Counts, Outbox, connect, run_adapter
-from ccmon.produce import _positive, _settings, _sleep_or_stop, _stopped, readable
+from ccmon.produce import _positive, _settings, _sleep_or_stop, _stopped, check_readable
 from ccmon.settings import Settings
 from ccmon.stream.adapter import Outcome
 from ccmon.stream.asterisk import QueueLog
@@ -77,11 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `ccmon ingest asterisk`; returns the exit code."""
     settings = _settings(args)
-    if settings is None:
-        return 2
     waited_for = args.follow and not os.path.exists(args.file)  # followed: may come later
-    if not waited_for and not readable(args.file):
-        return 2
+    if not waited_for:
+        check_readable(args.file)
     state_path = args.state or f"{args.file}.ccmon-position"
     return run_adapter(settings, "asterisk", f"ingesting {args.file} "
                        f"({'following' if args.follow else 'to its end'}) into Kafka at "

@@ -16,9 +16,10 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ccmon import settings as settings_module
+from ccmon.console import Outage
 from ccmon.follow import load_json, save_json
 from ccmon.ingest import SETTINGS_USED, Counts, Outbox, connect, run_adapter
-from ccmon.kafka import new_consumer, partition_count, say
+from ccmon.kafka import new_consumer, partition_count
 from ccmon.produce import _settings, _sleep_or_stop, _stopped
 from ccmon.security import kafka_options
 from ccmon.settings import Settings
@@ -59,15 +60,13 @@ async def _assign(consumer: AIOKafkaConsumer, settings: Settings, topic: str,
                   offsets: dict[str, int], stop_event: asyncio.Event | None) -> bool:
     """Every partition of `topic`, each at its saved offset (else its beginning); waits for
     the topic to exist. False if stopped first."""
-    told = False
+    missing = Outage()
     while not _stopped(stop_event):
         count = await partition_count(settings.bootstrap(), topic,
                                       security=kafka_options(settings))
         if count:
             break
-        if not told:
-            say(f"topic {topic} does not exist yet; waiting for it")
-            told = True
+        missing.failed(f"topic {topic} does not exist yet; waiting for it")
         await _sleep_or_stop(stop_event, TOPIC_WAIT_SECONDS)
     else:
         return False
@@ -95,8 +94,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `ccmon ingest connect`; returns the exit code."""
     settings = _settings(args)
-    if settings is None:
-        return 2
     state_path = args.state or f"{settings.app_id}-connect-{args.topic}.ccmon-position"
     return run_adapter(settings, "connect", f"ingesting Amazon Connect events from "
                        f"{args.topic} at {settings.bootstrap()}; position in {state_path}",

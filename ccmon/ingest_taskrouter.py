@@ -17,11 +17,13 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from ccmon import settings as settings_module
+from ccmon.console import cannot_listen
+from ccmon.errors import SettingsError
 from ccmon.follow import load_json, save_json
 from ccmon.ingest import SETTINGS_USED, Counts, Outbox, connect, run_adapter
 from ccmon.produce import _settings
 from ccmon.security import read_secret
-from ccmon.settings import Settings, SettingsError, parse_brokers
+from ccmon.settings import Settings, parse_brokers
 from ccmon.stream.taskrouter import TaskRouter, signed
 
 MAX_BODY = 1 << 20  # a callback is a few kB
@@ -61,8 +63,7 @@ async def ingest(settings: Settings, host: str, port: int, public_url: str | Non
         try:
             await site.start()
         except OSError as exc:
-            raise SettingsError(f"cannot listen on {host}:{port} (--listen): "
-                                f"{exc.strerror}") from None
+            raise cannot_listen(host, port, "--listen", exc) from None
         await stop_event.wait()
     finally:
         await runner.cleanup()
@@ -97,8 +98,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `ccmon ingest taskrouter`; returns the exit code."""
     settings = _settings(args)
-    if settings is None:
-        return 2
     if not settings.twilio_auth_token_file:
         raise SettingsError("CCMON_TWILIO_AUTH_TOKEN_FILE is needed: the file holding the "
                             "account's auth token, to verify X-Twilio-Signature")

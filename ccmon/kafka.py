@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import Iterable, Iterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -23,22 +22,14 @@ from aiokafka.errors import (
     for_code,
 )
 
+from ccmon.console import Outage
+from ccmon.errors import KafkaRefused
 from ccmon.refusal import kafka_refusal
 from ccmon.security import PLAINTEXT, KafkaOptions
-from ccmon.settings import SettingsError
 
 log = logging.getLogger("ccmon.kafka")
 
 RETRY_SECONDS = 2.0
-
-
-def say(line: str) -> None:
-    """One line for the operator on stderr (not a log record: it must show without logging set)."""
-    print(f"ccmon: {line}", file=sys.stderr, flush=True)
-
-
-class KafkaRefused(SettingsError):
-    """The brokers refuse this client (a setting to fix, not an outage): one line naming them."""
 
 
 async def wait_for_brokers(bootstrap: str, *, retry_seconds: float = RETRY_SECONDS,
@@ -62,23 +53,20 @@ def quiet_aiokafka() -> Iterator[None]:
 
 async def _wait_for_brokers(bootstrap: str, retry_seconds: float, security: KafkaOptions
                             ) -> None:
-    told = False
+    outage = Outage()
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
                                     **security)
         try:
             await admin.start()
             await admin.describe_cluster()
-            if told:
-                say(f"Kafka at {bootstrap} is reachable again")
+            outage.answered(f"Kafka at {bootstrap} is reachable again")
             return
         except (KafkaError, OSError, ValueError):
             reason = await kafka_refusal(bootstrap, security)
             if reason is not None:
                 raise KafkaRefused(reason) from None
-            if not told:
-                say(f"cannot reach Kafka at {bootstrap}; retrying every {retry_seconds:g}s")
-                told = True
+            outage.failed(f"cannot reach Kafka at {bootstrap}; retrying every {retry_seconds:g}s")
         finally:
             await admin.close()
         await asyncio.sleep(retry_seconds)
@@ -184,11 +172,9 @@ def new_consumer(bootstrap: str, *, security: KafkaOptions = PLAINTEXT,
 
 __all__ = [
     "KafkaConnectionError",
-    "KafkaRefused",
     "ensure_topics",
     "new_consumer",
     "new_producer",
     "partition_count",
-    "say",
     "wait_for_brokers",
 ]

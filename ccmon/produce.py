@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -30,9 +29,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ccmon import settings as settings_module
-from ccmon.kafka import ensure_topics, new_producer, say, wait_for_brokers
+from ccmon.console import on_stop_signals, say
+from ccmon.errors import CcmonError
+from ccmon.kafka import ensure_topics, new_producer, wait_for_brokers
 from ccmon.security import kafka_options
-from ccmon.settings import CHANNELS, KAFKA_SETTINGS, Settings, SettingsError
+from ccmon.settings import CHANNELS, KAFKA_SETTINGS, Settings
 from ccmon.stream.simulate import OPENING_INCIDENT, SimConfig, Simulation
 
 SETTINGS_USED = (*KAFKA_SETTINGS, "topic_prefix", "partitions")
@@ -316,10 +317,7 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     """Run until done or Ctrl-C / SIGTERM: the sends in flight get a few seconds to finish."""
     async def runner() -> int:
         stop_event = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop_event.set)
+        on_stop_signals(asyncio.get_running_loop(), stop_event.set)
         work = asyncio.ensure_future(main(stop_event))
         stopping = asyncio.ensure_future(stop_event.wait())
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -338,14 +336,10 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     return 0
 
 
-def _settings(args: argparse.Namespace) -> Settings | None:
-    try:
-        settings = settings_module.load(args)
-        kafka_options(settings)  # a bad security setting: one line now, before any work
-        return settings
-    except SettingsError as exc:
-        say(str(exc))
-        return None
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = settings_module.load(args)
+    kafka_options(settings)  # a bad security setting: one line now, before any work
+    return settings
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -356,8 +350,6 @@ def run_simulate(args: argparse.Namespace) -> int:
                  incident=args.opening_incident)
         return 0
     settings = _settings(args)
-    if settings is None:
-        return 2
     banner = (f"simulating into Kafka at {settings.bootstrap()} (seed {args.seed}, speed "
               f"{args.speed:g}, scale {args.scale:g}); Ctrl-C stops")
     return _run(lambda stop: simulate(
@@ -365,21 +357,19 @@ def run_simulate(args: argparse.Namespace) -> int:
         start=args.start, incident=args.opening_incident, stop_event=stop, banner=banner))
 
 
-def readable(path: str) -> bool:
-    """True if `path` can be opened for reading; else says why in one line."""
+def check_readable(path: str) -> None:
+    """`path` can be opened for reading: else the one line saying why."""
     try:
         with open(path, "rb"):
-            return True
+            pass
     except OSError as exc:
-        say(f"cannot read {path}: {exc.strerror}")
-        return False
+        raise CcmonError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def run_replay(args: argparse.Namespace) -> int:
     """Entry point of `ccmon replay FILE`; returns the exit code."""
     settings = _settings(args)
-    if settings is None or not readable(args.file):
-        return 2
+    check_readable(args.file)
     return _run(lambda stop: replay(
         settings, args.file, rate=args.rate, default_channel=args.default_channel,
         stop_event=stop, progress=args.progress))

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiokafka.helpers import create_ssl_context
 
-from ccmon.settings import Settings, SettingsError, env_name
+from ccmon.errors import SettingsError
+from ccmon.settings import Settings, env_name
 
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")

@@ -13,13 +13,10 @@ from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ccmon.errors import SettingsError
 from ccmon.stream.durations import parse_duration
 
 CHANNELS = ("voice", "chat", "social")
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; the message is the one line shown to the user."""
 
 
 def parse_windows(text: str) -> tuple[tuple[str, float], ...]:
@@ -280,15 +277,3 @@ def _refuse_password_flag(args: argparse.Namespace | None) -> None:
                             f"{env_name('redis_url')} or the password in "
                             f"{env_name('redis_password_file')}")
 
-
-def check_port_free(host: str, port: int, setting: str) -> None:
-    """A port setting this machine can use now: else the one line naming the setting."""
-    with socket.socket() as probe:
-        # As the real listener does: connections of a previous run in TIME_WAIT must not
-        # keep a restarted process off its port; a listening process still does.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise SettingsError(
-                f"cannot listen on {host}:{port} ({setting}): {exc.strerror}") from None

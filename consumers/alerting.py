@@ -21,7 +21,7 @@ from ccmon.alerts.rules import Rule
 from ccmon.alerts.state import Alert
 from ccmon.alerts.store import AlertStore, StoreUnavailable
 from ccmon.alerts.watch import DEFAULT_INTERVAL_MS, STATE_UNIT, BoardWatch, Outgoing
-from ccmon.kafka import say
+from ccmon.console import say
 from ccmon.stream.queues import Board
 
 log = logging.getLogger("ccmon.alerting")
@@ -98,13 +98,11 @@ class Alerting:
                 await self._reassert(self.store)
                 await self._drain_to(self.store)
             except StoreUnavailable as exc:
-                if self.health.failed():
-                    say(f"{exc}; alerts wait and are sent when it is back")
+                self.health.failed(f"{exc}; alerts wait and are sent when it is back")
                 self._wake.set()  # what waits goes as soon as the store answers
                 await asyncio.sleep(RETRY_SECONDS)  # retry pace
                 continue
-            if self.health.answered():
-                say("the alert store is reachable again")
+            self.health.answered("the alert store is reachable again")
 
     async def _reassert(self, store: AlertStore) -> None:
         generation = await store.generation()

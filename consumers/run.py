@@ -14,9 +14,11 @@ from ccmon.alerts.gateway import Gateway
 from ccmon.alerts.rules import RulesError, load_rules
 from ccmon.alerts.store import AlertStore, RedisStore, open_store
 from ccmon.alerts.tokens import TokensError, load_tokens
-from ccmon.kafka import ensure_topics, say, wait_for_brokers
+from ccmon.console import check_port_free, say
+from ccmon.errors import SettingsError
+from ccmon.kafka import ensure_topics, wait_for_brokers
 from ccmon.security import kafka_options, redis_options
-from ccmon.settings import Settings, SettingsError, check_port_free
+from ccmon.settings import Settings
 
 from .alerting import Alerting
 from .exporter import KpiCollector, MonitorClock, registry_for

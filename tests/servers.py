@@ -36,13 +36,13 @@ import yaml
 
 from ccmon import embedded
 from ccmon.embedded import (
-    EmbeddedBrokerError,
     die_with_parent,
     free_port,
     log_tail,
     stop_process,
     wait_for_kafka_process,
 )
+from ccmon.errors import EmbeddedBrokerError
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = ROOT / "build" / "kafka" / "libs"

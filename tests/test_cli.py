@@ -11,7 +11,8 @@ import pytest
 import servers
 
 from ccmon.embedded import free_port, start_tansu
-from ccmon.settings import SettingsError, load, parse_duration, parse_windows
+from ccmon.errors import SettingsError
+from ccmon.settings import load, parse_duration, parse_windows
 
 
 def ccmon(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

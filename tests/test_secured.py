@@ -33,8 +33,9 @@ from test_worker import wait_for_figures
 from tls import CertificateAuthority
 
 from ccmon.embedded import free_port
+from ccmon.errors import SettingsError
 from ccmon.figures import engine_figures
-from ccmon.settings import SettingsError, env_name, load
+from ccmon.settings import env_name, load
 from ccmon.stream.simulate import Simulation
 
 pytestmark = pytest.mark.kafka

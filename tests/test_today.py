@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from ccmon.settings import SettingsError, load, parse_windows
+from ccmon.errors import SettingsError
+from ccmon.settings import load, parse_windows
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.kpis import queue_metrics
 from ccmon.stream.windows import TODAY, DayStart
