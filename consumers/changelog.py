@@ -26,11 +26,25 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+import orjson
 
 log = logging.getLogger("ccmon.worker")
 WRITER = "ccmon-writer"  # the header naming a record's writer
 _STAMP = struct.Struct(">QQ")
 UNSTAMPED = b""  # records of earlier versions: older than any writer
+
+
+def partition_key(partition: int, name: str) -> bytes:
+    # Table keys carry their partition so a partition's state is found again after recovery.
+    return f"{partition}/{name}".encode()
+
+
+def partition_units(table: faust.Table, partition: int) -> Iterable[tuple[str, object]]:
+    """(unit name, decoded state) of one partition's keys in the table's store."""
+    prefix = f"{partition}/".encode()
+    for key, value in list(table.data.items()):
+        if key.startswith(prefix) and value is not None:
+            yield key[len(prefix):].decode(), orjson.loads(value)
 
 
 def writer_stamp(generation: int, started_ms: int) -> bytes:
@@ -126,6 +140,25 @@ class ChangelogWriter:
 
         self._rewriting = asyncio.ensure_future(write())
 
+    async def log_changes(self, table: faust.Table, partition: int, changes: dict,
+                          stamp: bytes) -> None:
+        """Write changed state units (name -> state, None: gone) to the table's changelog and
+        wait until Kafka has them. `stamp`: the writer of the batch they come from. The
+        table's store is kept equal to what was logged."""
+        data = table.data
+        records = []
+        for name, state in changes.items():
+            key = partition_key(partition, name)
+            # Copied: orjson's bytes keep a ~4 KB allocation however short, and the store
+            # keeps every value for as long as its unit lives (docs/benchmarks.md, memory).
+            value = None if state is None else bytes(memoryview(orjson.dumps(state)))
+            records.append((key, value))
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        await self.write(table, partition, records, stamp)
+
     async def write(self, table: faust.Table, partition: int,
                     records: list[tuple[bytes, bytes | None]], stamp: bytes) -> None:
         """Write (key, value or None) records to the table's changelog partition and wait until
@@ -145,7 +178,7 @@ class ChangelogWriter:
                     records: list[tuple[bytes, bytes | None]], stamp: bytes
                     ) -> list[asyncio.Future]:
         """Hand records to the producer in as few record batches as they fit."""
-        producer = self.app.producer._ensure_producer()  # Faust's wrapper has no batch API
+        producer = self.app.kafka_producer()
         headers = [(WRITER, stamp)]
         pending = []
         batch = None

@@ -40,6 +40,8 @@ from mode.utils.futures import notify
 NOT_HANDLED: Any = object()
 BatchHandler = Callable[[list[Any]], Awaitable[Awaitable[None] | None]]
 IN_FLIGHT = 3
+BATCH_MAX = 20_000  # records per batch: a contact's state is logged once per batch
+BATCH_WITHIN = 0.05  # seconds an internal topic's batch may wait to fill: its added latency
 RESEEK_AFTER_QUIET = 10.0  # seconds without a batch before the partitions are sought again
 
 
@@ -179,4 +181,32 @@ class BatchApp(faust.App):
 
     def _new_transport(self) -> BatchingTransport:
         return BatchingTransport(self.conf.broker_consumer, self)
+
+    def kafka_producer(self) -> Any:
+        """aiokafka's producer under Faust's wrapper (which has no batch API)."""
+        return self.producer._ensure_producer()
+
+    def assigned(self, topic: str) -> set[int]:
+        """The partitions of `topic` assigned to this worker."""
+        return {tp.partition for tp in self.assignor.assigned_actives() if tp.topic == topic}
+
+    def still_owned(self, events: list, topic: str) -> list:
+        """The events of a batch whose partitions are still assigned here. Faust's take buffer
+        may hand over, after a rebalance, events fetched before it: those of partitions gone
+        to another worker are its to apply (it fetches them again), not ours to log."""
+        assigned = self.assigned(topic)
+        return [event for event in events if event.message.partition in assigned]
+
+    def records_behind(self, topics: set[str]) -> list[tuple[str, int, int]]:
+        """(topic, partition, records behind) of the assigned partitions of `topics`: the end
+        offset last seen by the consumer less the next offset to read."""
+        consumer = self.consumer
+        read = consumer._read_offset
+        behind = []
+        for tp in sorted(self.assignor.assigned_actives()):
+            if tp.topic in topics:
+                end, last = consumer.highwater(tp), read.get(tp)
+                if end is not None and last is not None:
+                    behind.append((tp.topic, tp.partition, max(0, end - last - 1)))
+        return behind
 

@@ -26,7 +26,7 @@ def test_murmur2_is_the_kafka_clients_own(data: bytes):
 
 
 def test_a_series_partition_is_its_keys_default_partition():
-    # Kafka's Java client: Utils.toPositive(Utils.murmur2(key)) % partitions, key "billing<US>voice".
+    # Kafka's Java client: toPositive(murmur2(key)) % partitions, key "billing<US>voice".
     key = "billing\x1fvoice".encode()
     for partitions in (1, 4, 7, 12):
         assert series_partition("billing", "voice", partitions) == (
