@@ -27,7 +27,7 @@ def test_murmur2_is_the_kafka_clients_own(data: bytes):
 
 def test_a_series_partition_is_its_keys_default_partition():
     # Kafka's Java client: toPositive(murmur2(key)) % partitions, key "billing<US>voice".
-    key = "billing\x1fvoice".encode()
+    key = b"billing\x1fvoice"
     for partitions in (1, 4, 7, 12):
         assert series_partition("billing", "voice", partitions) == (
             kafka_murmur2(key) & 0x7FFFFFFF) % partitions == key_partition(key, partitions)
