@@ -1,18 +1,14 @@
 """`ccmon gateway`: supervisors' WebSocket endpoint (alerts.md) and the supervisor page.
 
-One gateway keeps a mirror of the alerts firing now, follows every transition from the store
-(Redis) and forwards each one to the clients allowed to see it. Any number of gateways can
-run: each reads the whole transition stream, so a supervisor gets every alert of its queues
-once, whichever gateway it is connected to.
+The driver of the protocol: `session.py` decides (a `Session` per connection, the `Mirror` of
+the alerts firing now); this module feeds it what arrives and performs what it asks on the
+sockets and the store. Any number of gateways can run: each reads the whole transition stream
+(Redis), so a supervisor gets every alert of its queues once, whichever gateway it is on.
 
 A client is fed through its own bounded queue by its own task, so a slow client never delays
 the others; one that falls `CLIENT_QUEUE` messages behind is disconnected (1013) rather than
-silently missing alerts, and gets a fresh snapshot when it reconnects.
-
-When Redis loses its data, the workers re-publish what is firing: a gateway forwards only what
-changes its mirror, so its clients get nothing twice, and it puts back the acknowledgements
-it knew of. Nothing a client sends, in the handshake or after it, ends its connection with an
-error: a refused handshake closes with 4401, a bad message is answered with an error.
+silently missing alerts, and gets a fresh snapshot when it reconnects. When Redis loses its
+data, the workers re-publish what is firing; the mirror keeps clients from getting it twice.
 """
 
 from __future__ import annotations
@@ -21,10 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -40,33 +35,41 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .agents_view import merge, visible
+from .agents_view import merge
 from .health import StoreHealth
-from .store import ACKED, ALREADY, AlertStore, Message, StoreUnavailable, now_ms
+from .session import (
+    AUTH_SECONDS,
+    Action,
+    Close,
+    FetchView,
+    FindAlert,
+    Mirror,
+    Send,
+    Session,
+    SignedIn,
+    State,
+    StoreAck,
+)
+from .store import AlertStore, Message, StoreUnavailable, now_ms
 from .throttle import AuthThrottle, address_key
 from .tokens import Supervisor, Tokens
 from .web import TEXT, answer, page, response
 
 log = logging.getLogger("ccmon.gateway")
 
-AUTH_SECONDS = 5.0  # alerts.md: a browser's first message must authenticate within this
-UNAUTHORIZED = 4401
-TOO_SLOW = 1013  # "try again later": the client reconnects and resyncs from a snapshot
 CLIENT_QUEUE = 1000  # messages a client may fall behind before it is disconnected
 MAX_MESSAGE = 64 * 1024  # clients only send small control messages
 FOLLOW_BLOCK_MS = 2000
 TILES_SECONDS = 1.0
 TILE_MAX_AGE_MS = 30_000  # tiles of a worker that stopped writing them are not shown
-TOPICS = ("kpis", "agents")  # what a client may subscribe to
+
 
 @dataclass(eq=False)
 class Client:
     connection: ServerConnection
-    supervisor: Supervisor
-    outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
-    kpis: bool = False
-    agents: bool = False
-    agents_sent: list | None = None  # the agents last sent: a view is sent when it changes
+    session: Session
+    name: str  # the supervisor's, for the log
+    outbox: asyncio.Queue[Send] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
 
 
 class GatewayMetrics:
@@ -102,7 +105,7 @@ class GatewayMetrics:
                                 value=len(self.gateway.clients))
         yield GaugeMetricFamily("ccmon_gateway_firing_alerts",
                                 "Alerts firing now, as this gateway's mirror has them",
-                                value=len(self.gateway.firing))
+                                value=len(self.gateway.mirror.firing))
 
 
 class Gateway:
@@ -112,7 +115,7 @@ class Gateway:
         self.agents_window = agents_window
         self._window_missing = False  # said once: the workers do not export agents_window
         self.clients: set[Client] = set()
-        self.firing: dict[str, Message] = {}
+        self.mirror = Mirror()
         self.cursor: str | None = None
         self.generation = ""
         self.ready = asyncio.Event()  # the mirror is loaded: clients can get a snapshot
@@ -122,6 +125,7 @@ class Gateway:
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._server: Server | None = None
+        self._views = {"kpis": self._send_tiles, "agents": self._send_agents}  # by topic
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> None:
@@ -158,158 +162,123 @@ class Gateway:
             return response(*self.health.healthz(), TEXT)
         return page(path)
 
-    # -- one client ------------------------------------------------------------------------
+    # -- one client: the session says what to do, the driver does it -----------------------------
     async def _handle(self, connection: ServerConnection) -> None:
-        peer = connection.remote_address
-        address = address_key(str(peer[0]) if peer else "")
-        if not self.throttle.take(address, time.monotonic()):
-            self.metrics.throttled.inc()
-            await self._refuse(connection, "too many wrong tokens, try again later")
-            return
-        supervisor = await self._authenticate(connection)
+        session = Session(self.tokens)
+        supervisor = await self._sign_in(connection, session)
         if supervisor is None:
-            await self._refuse(connection, "unauthorized")
             return
-        self.throttle.give_back(address, time.monotonic())
         await self.ready.wait()
-        client = Client(connection, supervisor)
+        client = Client(connection, session, supervisor.name)
         # The snapshot and the registration happen without an await in between: the client
         # gets every transition after its snapshot, and none twice.
-        client.outbox.put_nowait((None, {
-            "type": "snapshot", "user": supervisor.name, "queues": supervisor.listed_queues(),
-            "alerts": [m for m in self.firing.values() if supervisor.sees(m["labels"])]}))
+        self._deliver(client, session.open(self.mirror.firing.values()))
         self.clients.add(client)
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for raw in connection:
                 try:
-                    await self._on_message(client, raw)
+                    await self._perform(client, session.receive(raw))
                 except Exception:  # a bug must cost one message, not the connection
-                    log.exception("a message from %s failed", supervisor.name)
-                    self._enqueue(client, (None, _error("the message could not be handled")))
+                    log.exception("a message from %s failed", client.name)
+                    self._deliver(client, session.internal_error())
         except ConnectionClosed:
             pass
         finally:
+            session.connection_closed()
             self.clients.discard(client)
             sender.cancel()
 
-    async def _refuse(self, connection: ServerConnection, reason: str) -> None:
-        self.metrics.refused.inc()
-        await connection.close(UNAUTHORIZED, reason)
-
-    async def _authenticate(self, connection: ServerConnection) -> Supervisor | None:
-        """The supervisor of the token offered, or None; never raises, whatever was sent."""
+    async def _sign_in(self, connection: ServerConnection,
+                       session: Session) -> Supervisor | None:
+        """The handshake through the session; None: refused (4401), whatever was sent."""
+        peer = connection.remote_address
+        address = address_key(str(peer[0]) if peer else "")
+        throttled = not self.throttle.take(address, time.monotonic())
         try:
-            return await self._offered_token(connection)
+            request = connection.request
+            headers = request.headers.get_all("Authorization") if request is not None else []
+            actions = session.connect(headers, throttled)
+            if session.state is State.AWAITING_AUTH:
+                actions = session.receive(await asyncio.wait_for(connection.recv(),
+                                                                 AUTH_SECONDS))
+        except TimeoutError:
+            actions = session.timed_out()
+        except ConnectionClosed:
+            actions = session.handshake_failed()
         except Exception:
             log.exception("authentication failed on an unexpected error")
-            return None
+            actions = session.handshake_failed()
+        supervisor = None
+        for action in actions:
+            if isinstance(action, SignedIn):
+                supervisor = action.supervisor
+                self.throttle.give_back(address, time.monotonic())
+            elif isinstance(action, Close):
+                if throttled:
+                    self.metrics.throttled.inc()
+                self.metrics.refused.inc()
+                await connection.close(action.code, action.reason)
+        return supervisor
 
-    async def _offered_token(self, connection: ServerConnection) -> Supervisor | None:
-        request = connection.request
-        headers = request.headers.get_all("Authorization") if request is not None else []
-        if len(headers) > 1:
-            return None  # which one would count? Neither.
-        if headers:
-            scheme, _, token = headers[0].partition(" ")
-            return self.tokens.find(token.strip()) if scheme.lower() == "bearer" else None
+    async def _perform(self, client: Client, actions: Sequence[Action]) -> None:
+        """What the session asks for, feeding it the answers (which may ask for more)."""
+        for action in actions:
+            match action:
+                case Send():
+                    self._enqueue(client, action)
+                case FindAlert() | StoreAck():
+                    await self._perform(client, await self._ack_step(client.session, action))
+                case FetchView(topic=topic):
+                    with contextlib.suppress(StoreUnavailable):  # else the next push brings it
+                        await self._views[topic]([client])
+
+    async def _ack_step(self, session: Session,
+                        action: FindAlert | StoreAck) -> Sequence[Action]:
         try:
-            raw = await asyncio.wait_for(connection.recv(), AUTH_SECONDS)
-            message = orjson.loads(raw)  # a depth limit, unlike json: deep nesting is an error
-        except (TimeoutError, ConnectionClosed, ValueError):
-            return None
-        if not isinstance(message, dict) or message.get("type") != "auth":
-            return None
-        return self.tokens.find(message.get("token"))
+            if isinstance(action, FindAlert):
+                alert = self.mirror.firing.get(action.alert_id)
+                if alert is None:
+                    alert = await self.store.get(action.alert_id)
+                return session.alert_found(action.alert_id, alert)
+            outcome, by = await self.store.ack(action.alert_id, action.name)
+            return session.ack_answered(action.alert_id, outcome, by)
+        except StoreUnavailable as exc:
+            return session.store_failed(action.alert_id, str(exc))
 
     async def _send_loop(self, client: Client) -> None:
         connection, outbox = client.connection, client.outbox
         try:
             while True:
-                published_at, message = await outbox.get()
-                await connection.send(orjson.dumps(message).decode())
-                if published_at is not None:
-                    self.metrics.delivery.observe(max(0, now_ms() - published_at) / 1000)
+                send = await outbox.get()
+                await connection.send(orjson.dumps(send.message).decode())
+                if send.published_at is not None:
+                    self.metrics.delivery.observe(max(0, now_ms() - send.published_at) / 1000)
                     self.metrics.sent.inc()
         except ConnectionClosed:
             pass
 
-    def _enqueue(self, client: Client, item: tuple[int | None, Message]) -> None:
+    def _deliver(self, client: Client, sends: Iterable[Send]) -> None:
+        for send in sends:
+            self._enqueue(client, send)
+
+    def _enqueue(self, client: Client, send: Send) -> None:
+        if send.bad_message:
+            self.metrics.bad_messages.inc()
         try:
-            client.outbox.put_nowait(item)
+            client.outbox.put_nowait(send)
         except asyncio.QueueFull:
-            self.clients.discard(client)
-            self.metrics.dropped.inc()
-            log.warning("%s fell %d messages behind: disconnected", client.supervisor.name,
-                        CLIENT_QUEUE)
-            self._in_background(client.connection.close(TOO_SLOW, "too slow, reconnect"))
+            for close in client.session.overflowed():  # nothing if it was closed already
+                self.clients.discard(client)
+                self.metrics.dropped.inc()
+                log.warning("%s fell %d messages behind: disconnected", client.name,
+                            CLIENT_QUEUE)
+                self._in_background(client.connection.close(close.code, close.reason))
 
     def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)  # kept until done: the loop holds tasks weakly
         task.add_done_callback(self._background.discard)
-
-    async def _on_message(self, client: Client, raw: str | bytes) -> None:
-        try:
-            message = orjson.loads(raw)  # a depth limit, unlike json: deep nesting is an error
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            self.metrics.bad_messages.inc()
-            self._enqueue(client, (None, _error("not a JSON object")))
-            return
-        kind = message.get("type")
-        if kind == "ping":
-            self._enqueue(client, (None, {"type": "pong"}))
-        elif kind == "ack":
-            await self._ack(client, message.get("id"))
-        elif kind == "subscribe":
-            await self._subscribe(client, message)
-        elif kind == "auth":
-            pass  # already authenticated
-        else:
-            self.metrics.bad_messages.inc()
-            named = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else "(not shown)"
-            self._enqueue(client, (None, _error(f"unknown message type {named}")))
-
-    async def _subscribe(self, client: Client, message: Message) -> None:
-        """A subscription replaces the previous one: `topics` (alerts.md 1.1: "agents"; the
-        page also asks for "kpis"), or the page's older `"kpis": true`."""
-        topics = message.get("topics", [])
-        if not isinstance(topics, list) or not all(topic in TOPICS for topic in topics):
-            self.metrics.bad_messages.inc()
-            self._enqueue(client, (None, _error(f"topics must be a list of {', '.join(TOPICS)}")))
-            return
-        client.kpis = "kpis" in topics or bool(message.get("kpis"))
-        client.agents, client.agents_sent = "agents" in topics, None
-        with contextlib.suppress(StoreUnavailable):  # else the next push brings them
-            if client.kpis:
-                await self._send_tiles([client])
-            if client.agents:
-                await self._send_agents([client])
-
-    async def _ack(self, client: Client, alert_id: Any) -> None:
-        if not isinstance(alert_id, str):
-            self.metrics.bad_messages.inc()
-            self._enqueue(client, (None, _error("ack needs the alert's id")))
-            return
-        alert = self.firing.get(alert_id)
-        try:
-            if alert is None:
-                alert = await self.store.get(alert_id)
-            if alert is None or not client.supervisor.sees(alert["labels"]):
-                # Out of scope reads as unknown: a token learns nothing of other queues.
-                self._enqueue(client, (None, _error("no such alert", alert_id)))
-                return
-            outcome, by = await self.store.ack(alert_id, client.supervisor.name)
-        except StoreUnavailable as exc:
-            self._enqueue(client, (None, _error(f"not acknowledged: {exc}", alert_id)))
-            return
-        if outcome == ALREADY:
-            self._enqueue(client, (None, _error(f"already acknowledged by {by}", alert_id)))
-        elif outcome != ACKED:
-            self._enqueue(client, (None, _error("no such alert", alert_id)))
-        # ACKED: the acknowledgement comes back to every client through the stream.
 
     # -- the store -------------------------------------------------------------------------
     async def _follow(self) -> None:
@@ -319,7 +288,8 @@ class Gateway:
         while True:
             try:
                 if self.cursor is None:
-                    self.firing, self.cursor, self.generation = await self.store.load()
+                    firing, self.cursor, self.generation = await self.store.load()
+                    self.mirror.load(firing)
                     self._answered()
                     self.ready.set()
                 generation, cursor, entries = await self.store.follow(
@@ -342,35 +312,25 @@ class Gateway:
             log.warning("alert store reachable again")
 
     def _forward(self, published_at: int, message: Message) -> None:
-        known = self.firing.get(message["id"])
-        if known is not None and known["acked_by"] and not message["acked_by"]:
-            # Redis lost its data, the ack with it; a worker re-published the alert.
-            self._in_background(self._restore_ack(message["id"], known["acked_by"]))
-            message = {**message, "acked_by": known["acked_by"]}
-        if message["status"] == "firing":
-            if known is not None and known["acked_by"] == message["acked_by"]:
-                return  # told already: re-published, or in the mirror since it was loaded
-            self.firing[message["id"]] = message
-        elif known is None and message["acked_by"] is None:
-            return  # the end of an alert this gateway never had: told already, or never
-        else:
-            self.firing.pop(message["id"], None)
-        for client in list(self.clients):
-            if client.supervisor.sees(message["labels"]):
-                self._enqueue(client, (published_at, message))
+        for action in self.mirror.apply(message):
+            if isinstance(action, StoreAck):  # an ack Redis lost: put back
+                self._in_background(self._restore_ack(action))
+            else:
+                for client in list(self.clients):
+                    self._deliver(client, client.session.alert(action.message, published_at))
 
-    async def _restore_ack(self, alert_id: str, name: str) -> None:
+    async def _restore_ack(self, ack: StoreAck) -> None:
         # Every gateway that knew it does this; the first one wins, the others are refused.
         with contextlib.suppress(StoreUnavailable):
-            await self.store.ack(alert_id, name)
+            await self.store.ack(ack.alert_id, ack.name)
 
     async def _push_views(self) -> None:
         """Tiles and agents, once a second, to the clients subscribed to them."""
         while True:
             await asyncio.sleep(TILES_SECONDS)  # the page's refresh pace
-            for wanted, send in ((attrgetter("kpis"), self._send_tiles),
-                                 (attrgetter("agents"), self._send_agents)):
-                subscribed = [client for client in self.clients if wanted(client)]
+            for topic, send in self._views.items():
+                subscribed = [client for client in self.clients
+                              if topic in client.session.topics]
                 if subscribed:
                     with contextlib.suppress(StoreUnavailable):
                         await send(subscribed)
@@ -381,9 +341,7 @@ class Gateway:
         tiles.sort(key=lambda tile: (tile["queue"], tile["channel"]))
         window = tiles[0]["window"] if tiles else None
         for client in clients:
-            mine = [_public_tile(tile) for tile in tiles
-                    if client.supervisor.sees({"queue": tile["queue"]})]
-            self._enqueue(client, (None, {"type": "kpis", "window": window, "tiles": mine}))
+            self._deliver(client, client.session.tiles(window, tiles))
 
     async def _send_agents(self, clients: list[Client]) -> None:
         """Each client's agents (alerts.md 1.1), when they differ from what it was sent."""
@@ -398,20 +356,4 @@ class Gateway:
                             self.agents_window)
             return
         for client in clients:
-            mine = visible(agents, client.supervisor)
-            if mine != client.agents_sent:
-                client.agents_sent = mine
-                self._enqueue(client, (None, {"type": "agents", "window": self.agents_window,
-                                              "agents": mine}))
-
-
-def _public_tile(tile: Message) -> Message:
-    return {key: value for key, value in tile.items() if key not in ("at", "window")}
-
-
-def _error(text: str, alert_id: str | None = None) -> Message:
-    message: Message = {"type": "error", "error": text}
-    if alert_id is not None:
-        message["id"] = alert_id
-    return message
-
+            self._deliver(client, client.session.agents(self.agents_window, agents))

@@ -144,9 +144,8 @@ class Session:
     def receive(self, raw: str | bytes) -> list[Action]:
         """A text or binary frame from the client."""
         if self.state is State.AWAITING_AUTH:
-            message = _json_object(raw)
-            is_auth = message is not None and message.get("type") == "auth"
-            return self._sign_in(message.get("token") if is_auth else None)
+            first = _json_object(raw) or {}
+            return self._sign_in(first.get("token") if first.get("type") == "auth" else None)
         if self.state is not State.OPEN:
             return []
         message = _json_object(raw)
