@@ -33,7 +33,7 @@ AUTH_SECONDS = 5.0  # alerts.md: a browser's first message must authenticate wit
 UNAUTHORIZED = 4401
 TOO_SLOW = 1013  # "try again later": the client reconnects and resyncs from a snapshot
 TOPICS = ("kpis", "agents")  # what a client may subscribe to
-ACKED, ALREADY = "acked", "already"  # the store's answers to an ack (store.py)
+ACKED, ALREADY, UNKNOWN = "acked", "already", "unknown"  # a store's answers to an ack
 
 
 class State(enum.Enum):

@@ -43,10 +43,11 @@ from ccmon.errors import SettingsError
 from ccmon.refusal import redis_refusal
 from ccmon.security import redis_address
 
+from .session import ACKED, ALREADY, UNKNOWN
+
 HISTORY_SECONDS = 7 * 86400  # how long a resolved alert can still be looked up and acked
 STREAM_LENGTH = 100_000  # transitions kept in the stream (approximately)
 
-ACKED, ALREADY, UNKNOWN = "acked", "already", "unknown"
 MEMORY_GENERATION = "memory"
 
 TRANSITION = """
