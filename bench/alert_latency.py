@@ -25,26 +25,21 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import servers  # noqa: E402
-from alerting import Client, Gateway, write_tokens  # noqa: E402
-
-from ccmon.embedded import free_port  # noqa: E402
-from ccmon.kafka import ensure_topics  # noqa: E402
-from ccmon.launch import ccmon_process, scrape, stop, try_scrape, wait_until  # noqa: E402
-from ccmon.produce import event_message, new_producer  # noqa: E402
-from ccmon.settings import load  # noqa: E402
-from ccmon.stream.events import parse_ts  # noqa: E402
-from ccmon.stream.simulate import SimConfig, Simulation  # noqa: E402
+from ccmon.embedded import free_port
+from ccmon.kafka import ensure_topics
+from ccmon.launch import ccmon_process, scrape, stop, try_scrape, wait_until
+from ccmon.produce import event_message, new_producer
+from ccmon.settings import load
+from ccmon.stream.events import parse_ts
+from ccmon.stream.simulate import SimConfig, Simulation
+from tests.support import servers
+from tests.support.alerting import Client, Gateway, write_tokens
 
 PROBE_RULE = {"name": "probe", "metric": "ccmon_queue_waiting_contacts",
               "where": {"queue": "probe"}, "op": ">=", "threshold": 1, "for": "0s",

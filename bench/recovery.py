@@ -21,16 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from throughput import events
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from ccmon.embedded import free_port  # noqa: E402
-from ccmon.figures import describe_difference, engine_figures, matches, queue_series  # noqa: E402
-from ccmon.launch import ccmon_process, stop, try_scrape, wait_until  # noqa: E402
-from ccmon.produce import replay  # noqa: E402
-from ccmon.settings import load  # noqa: E402
+from bench.throughput import events
+from ccmon.embedded import free_port
+from ccmon.figures import describe_difference, engine_figures, matches, queue_series
+from ccmon.launch import ccmon_process, stop, try_scrape, wait_until
+from ccmon.produce import replay
+from ccmon.settings import load
 
 DEADLINE = 600.0
 LATE_EVENTS = 2000
@@ -59,7 +55,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    import servers
+    from tests.support import servers
+
 
     workdir = Path(tempfile.mkdtemp(prefix="ccmon-bench-"))
     broker = servers.start_kafka(workdir)

@@ -29,17 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import servers  # noqa: E402
-from soak import rss_mb, trim_env  # noqa: E402
-
-from ccmon.embedded import free_port  # noqa: E402
-from ccmon.figures import describe_difference, engine_figures, matches, queue_series  # noqa: E402
-from ccmon.launch import ccmon_process, stop, try_scrape, wait_until  # noqa: E402
-from ccmon.produce import replay  # noqa: E402
-from ccmon.settings import DEFAULT_WINDOWS, load  # noqa: E402
+from bench.soak import rss_mb, trim_env
+from ccmon.embedded import free_port
+from ccmon.figures import describe_difference, engine_figures, matches, queue_series
+from ccmon.launch import ccmon_process, stop, try_scrape, wait_until
+from ccmon.produce import replay
+from ccmon.settings import DEFAULT_WINDOWS, load
+from tests.support import servers
 
 DEADLINE = 1800.0
 

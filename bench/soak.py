@@ -23,22 +23,18 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.alert_latency import background_process
+from ccmon.embedded import free_port
+from ccmon.kafka import ensure_topics
+from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until
+from ccmon.settings import load
+from tests.support import servers
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import servers  # noqa: E402
-from alert_latency import background_process  # noqa: E402
-
-from ccmon.embedded import free_port  # noqa: E402
-from ccmon.kafka import ensure_topics  # noqa: E402
-from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until  # noqa: E402
-from ccmon.settings import load  # noqa: E402
-
 STALLED_S = 60
 # Right-sized orjson bytes in a worker: what the one-line change proposed for
 # consumers/worker.py does for the values Faust's memory store keeps (docs/benchmarks.md).

@@ -36,15 +36,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from ccmon.embedded import free_port, start_tansu  # noqa: E402
-from ccmon.figures import describe_difference, engine_figures, matches, queue_series  # noqa: E402
-from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until  # noqa: E402
-from ccmon.produce import replay  # noqa: E402
-from ccmon.settings import load  # noqa: E402
-from ccmon.stream.simulate import SimConfig, Simulation  # noqa: E402
+from ccmon.embedded import free_port, start_tansu
+from ccmon.figures import describe_difference, engine_figures, matches, queue_series
+from ccmon.launch import ccmon_process, stop, total, try_scrape, wait_until
+from ccmon.produce import replay
+from ccmon.settings import load
+from ccmon.stream.simulate import SimConfig, Simulation
 
 START = 1_763_802_000.0  # 2025-11-22T09:00:00Z
 DEADLINE = 600.0
@@ -153,7 +150,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="ccmon-bench-"))
     if args.broker == "kafka":
-        import servers
+        from tests.support import servers
+
 
         broker = servers.start_kafka(workdir)
         bootstrap = broker.address

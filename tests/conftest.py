@@ -8,17 +8,14 @@ instead of using these.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import servers
-from deployment import Deployment
+from tests.support import servers
+from tests.support.deployment import Deployment
 
 # Property-based tests: thorough by default; quick and repeatable for the mutation runs
 # (scripts/mutation), which run the pure tests once per mutant.
@@ -74,7 +71,7 @@ def day_deployment(kafka, tmp_path: Path) -> Iterator[Deployment]:
 async def stack(redis_server, tmp_path: Path):
     """Gateways, supervisors and the store of an app id of its own on the session's Redis;
     all closed at the end."""
-    from alerting import AlertStack
+    from tests.support.alerting import AlertStack
 
     stack = AlertStack(redis_server.url, tmp_path)
     yield stack

@@ -16,11 +16,10 @@ import random
 import signal
 import threading
 
-from deployment import DEADLINE, Deployment
-from test_worker import simulated, wait_for_figures
-
 from ccmon.figures import engine_figures, queue_series
 from ccmon.launch import total, try_scrape, wait_until
+from tests.integration.test_worker import simulated, wait_for_figures
+from tests.support.deployment import DEADLINE, Deployment
 
 
 def test_a_worker_frozen_past_its_session_loses_and_double_counts_nothing(

@@ -7,12 +7,12 @@ test_agents_page.py."""
 from __future__ import annotations
 
 import orjson
-from alerting import AlertStack, Client, wait_for
-from test_agents_view import A7_15M, B2_15M, agent, whole_centre
-from test_engine import ms
 
 from ccmon.alerts.agents_view import partial
 from ccmon.alerts.store import now_ms
+from tests.support.alerting import AlertStack, Client, wait_for
+from tests.unit.test_agents_view import A7_15M, B2_15M, agent, whole_centre
+from tests.unit.test_engine import ms
 
 
 async def partials_in_redis(stack: AlertStack, **changes_at: int) -> dict[str, dict]:

@@ -18,19 +18,19 @@ from typing import Any
 
 import orjson
 import pytest
-import test_supervisor_page
-from alerting import TOKENS, Client, Gateway, write_tokens
-from deployment import DEADLINE, Deployment
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from test_agents_view import A7_15M, B2_15M, SOURCES
-from test_supervisor_page import Page, is_live, severe, sign_in, when
-from test_worker import mixed, simulated
 
 from ccmon.alerts.agents_view import merge, partial
 from ccmon.alerts.state import rfc3339
 from ccmon.figures import engine_pipeline
 from ccmon.launch import scrape, total, try_scrape, wait_until
+from tests.integration import test_supervisor_page
+from tests.integration.test_supervisor_page import Page, is_live, severe, sign_in, when
+from tests.integration.test_worker import mixed, simulated
+from tests.support.alerting import TOKENS, Client, Gateway, write_tokens
+from tests.support.deployment import DEADLINE, Deployment
+from tests.unit.test_agents_view import A7_15M, B2_15M, SOURCES
 
 pytestmark = pytest.mark.kafka
 

@@ -13,7 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from alerting import (
+
+from ccmon.launch import scrape, total, try_scrape, wait_until
+from ccmon.stream.facts import apply as apply_facts
+from tests.support.alerting import (
     LONG_QUEUE,
     LOW_SL,
     AlertStack,
@@ -27,11 +30,8 @@ from alerting import (
     watch_for,
     write_tokens,
 )
-from deployment import DEADLINE, Deployment
-from servers import http_ok, start_redis
-
-from ccmon.launch import scrape, total, try_scrape, wait_until
-from ccmon.stream.facts import apply as apply_facts
+from tests.support.deployment import DEADLINE, Deployment
+from tests.support.servers import http_ok, start_redis
 
 pytestmark = pytest.mark.kafka
 

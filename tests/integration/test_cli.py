@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
-import servers
 
 from ccmon.embedded import free_port, start_tansu
 from ccmon.errors import SettingsError
 from ccmon.settings import load, parse_duration, parse_windows
+from tests.support import ROOT, servers
 
 
 def ccmon(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -145,7 +145,7 @@ def test_unreachable_redis_is_said_once_and_retried(tmp_path):
 def test_python_m_ccmon_from_the_checkout_without_the_editable_install():
     """`python -m ccmon` in the repository root after a plain `pip install .`: the checkout's
     `ccmon/` shadows the installed package and must find `stream/` & co. beside it."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     only_the_checkout = (
         "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
         "if 'editable' not in repr(f).lower()]; "

@@ -12,13 +12,13 @@ import re
 import shutil
 import subprocess
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 COMPOSE = ROOT / "docker-compose.yml"
 SERVICES = {"kafka", "redis", "worker-1", "worker-2", "gateway", "simulator", "prometheus",
             "grafana"}

@@ -24,10 +24,6 @@ from typing import Any
 
 import orjson
 import pytest
-import servers
-from alerting import TOKENS, Gateway, write_tokens
-from deployment import DEADLINE, Deployment
-from test_worker import START, mixed, simulated
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -36,8 +32,11 @@ from ccmon.launch import Samples, try_scrape, wait_until
 from ccmon.stream.events import AGENT_STATES
 from ccmon.stream.kpis import QUANTILES, QUEUE_METRICS
 from ccmon.stream.simulate import SimConfig
+from tests.integration.test_worker import START, mixed, simulated
+from tests.support import ROOT, servers
+from tests.support.alerting import TOKENS, Gateway, write_tokens
+from tests.support.deployment import DEADLINE, Deployment
 
-ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 RULE_FILES = [ROOT / "prometheus" / "ccmon-recording.rules.yml",
               ROOT / "alerts" / "prometheus" / "ccmon-sre.rules.yml"]

@@ -12,12 +12,12 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from deployment import DEADLINE, Deployment
-from test_worker import simulated, wait_for_figures
 
 from ccmon.consumers.changelog import WRITER, stamp_of, writer_stamp
 from ccmon.consumers.worker import TABLES
 from ccmon.figures import engine_figures
+from tests.integration.test_worker import simulated, wait_for_figures
+from tests.support.deployment import DEADLINE, Deployment
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4  # the test deployment's

@@ -13,10 +13,10 @@ import urllib.request
 from collections.abc import Callable
 
 import pytest
-from alerting import TOKENS, AlertStack, Client, alert, is_alert, resolved, wait_for
 from websockets.exceptions import ConnectionClosed
 
 from ccmon.launch import scrape, total, wait_until
+from tests.support.alerting import TOKENS, AlertStack, Client, alert, is_alert, resolved, wait_for
 
 
 async def closed_with(open_client: Callable, seconds: float = 15.0) -> tuple[int, list]:
@@ -281,7 +281,7 @@ def store_up(gateway) -> float:
 
 async def test_a_gateway_without_redis_is_unhealthy_and_after_a_wipe_tells_nothing_twice(
         tmp_path):
-    from servers import http_ok, start_redis
+    from tests.support.servers import http_ok, start_redis
 
     redis = start_redis(tmp_path / "redis-a")
     stack = AlertStack(redis.url, tmp_path)

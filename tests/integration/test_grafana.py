@@ -10,11 +10,11 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 RECORDING = ROOT / "prometheus" / "ccmon-recording.rules.yml"
 BUILTINS = {"__rate_interval", "__interval", "__range", "__all"}

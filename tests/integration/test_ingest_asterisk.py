@@ -11,12 +11,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from adapters import by_reason, wait_for_figures
-from deployment import DEADLINE, Deployment
-from test_asterisk import DAY_MALFORMED, DAY_SKIPPED, day_lines, hand_figures_hold, run
-from test_worker import read_topic
 
 from ccmon.launch import stop, total, try_scrape, wait_until
+from tests.integration.test_worker import read_topic
+from tests.support.adapters import by_reason, wait_for_figures
+from tests.support.deployment import DEADLINE, Deployment
+from tests.unit.test_asterisk import DAY_MALFORMED, DAY_SKIPPED, day_lines, hand_figures_hold, run
 
 pytestmark = pytest.mark.kafka
 

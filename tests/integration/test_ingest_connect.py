@@ -9,13 +9,19 @@ import json
 import signal
 
 import pytest
-from adapters import by_reason, wait_for_figures
-from deployment import DEADLINE, Deployment
-from test_connect import MORNING_MALFORMED, MORNING_SKIPPED, hand_figures_hold, morning, run
-from test_worker import read_topic
 
 from ccmon.kafka import ensure_topics, new_producer
 from ccmon.launch import stop, total, try_scrape, wait_until
+from tests.integration.test_worker import read_topic
+from tests.support.adapters import by_reason, wait_for_figures
+from tests.support.deployment import DEADLINE, Deployment
+from tests.unit.test_connect import (
+    MORNING_MALFORMED,
+    MORNING_SKIPPED,
+    hand_figures_hold,
+    morning,
+    run,
+)
 
 pytestmark = pytest.mark.kafka
 

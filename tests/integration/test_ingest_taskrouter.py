@@ -15,13 +15,19 @@ import urllib.request
 from urllib.parse import parse_qsl
 
 import pytest
-from adapters import by_reason, wait_for_figures
-from deployment import DEADLINE, Deployment
-from test_taskrouter import HOUR_MALFORMED, HOUR_SKIPPED, callbacks, hand_figures_hold, run
-from test_worker import read_topic
 
 from ccmon.embedded import free_port
 from ccmon.launch import stop, total, try_scrape, wait_until
+from tests.integration.test_worker import read_topic
+from tests.support.adapters import by_reason, wait_for_figures
+from tests.support.deployment import DEADLINE, Deployment
+from tests.unit.test_taskrouter import (
+    HOUR_MALFORMED,
+    HOUR_SKIPPED,
+    callbacks,
+    hand_figures_hold,
+    run,
+)
 
 pytestmark = pytest.mark.kafka
 

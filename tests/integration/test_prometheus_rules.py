@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "alerts" / "prometheus"
+from tests.support import ROOT
+
+RULES_DIR = ROOT / "alerts" / "prometheus"
 RULES = RULES_DIR / "ccmon-sre.rules.yml"
 EXPORTED = {"ccmon_events_total", "ccmon_events_invalid_total", "ccmon_events_duplicate_total",
             "ccmon_clock_timestamp_seconds", "ccmon_last_event_timestamp_seconds",

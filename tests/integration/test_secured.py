@@ -17,9 +17,19 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from alerting import LONG_QUEUE, LOW_SL, Client, Gateway, long_queue_day, write_tokens
-from deployment import DEADLINE, Deployment
-from secured import (
+
+from ccmon.embedded import free_port
+from ccmon.errors import SettingsError
+from ccmon.figures import engine_figures
+from ccmon.settings import env_name, load
+from ccmon.stream.simulate import Simulation
+from tests.integration.test_alerts_live import expected_messages, with_abandons
+from tests.integration.test_alerts_live import lines as scenario_lines
+from tests.integration.test_worker import wait_for_figures
+from tests.support import DATA
+from tests.support.alerting import LONG_QUEUE, LOW_SL, Client, Gateway, long_queue_day, write_tokens
+from tests.support.deployment import DEADLINE, Deployment
+from tests.support.secured import (
     PLAIN_USER,
     SCRAM_USER,
     SecuredKafka,
@@ -27,16 +37,7 @@ from secured import (
     start_secured_kafka,
     start_secured_redis,
 )
-from test_alerts_live import expected_messages, with_abandons
-from test_alerts_live import lines as scenario_lines
-from test_worker import wait_for_figures
-from tls import CertificateAuthority
-
-from ccmon.embedded import free_port
-from ccmon.errors import SettingsError
-from ccmon.figures import engine_figures
-from ccmon.settings import env_name, load
-from ccmon.stream.simulate import Simulation
+from tests.support.tls import CertificateAuthority
 
 pytestmark = pytest.mark.kafka
 
@@ -181,7 +182,7 @@ def refusal_cases(kafka: SecuredKafka, redis: SecuredRedis, folder: Path
     events = folder / "one.jsonl"
     events.write_text('{"event_id": "x"}\n')
     queue_log = folder / "queue_log"
-    queue_log.write_bytes((Path(__file__).parent / "data" / "queue_log").read_bytes())
+    queue_log.write_bytes((DATA / "queue_log").read_bytes())
     gateway = ["gateway"]
     tokens = {"tokens": write_tokens(folder / "tokens.yaml"), "ws_port": free_port()}
     host_port = redis.server.address

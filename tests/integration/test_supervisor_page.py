@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from alerting import TOKENS, AlertStack, alert, resolved
-from browser import browser, console_log, wait_for  # tests/ is on sys.path (conftest.py)
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from ccmon.alerts.store import Message, now_ms
 from ccmon.launch import scrape, total
+from tests.support.alerting import TOKENS, AlertStack, alert, resolved
+from tests.support.browser import browser, console_log, wait_for
 
 T = TypeVar("T")
 WAIT_SECONDS = 30.0

@@ -13,9 +13,9 @@ import time
 import orjson
 import pytest
 import yaml
-from deployment import DEADLINE, Deployment
 
 from ccmon.launch import scrape, total, try_scrape, wait_until
+from tests.support.deployment import DEADLINE, Deployment
 
 pytestmark = pytest.mark.kafka
 

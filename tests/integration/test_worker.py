@@ -12,7 +12,6 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from deployment import DEADLINE, Deployment
 
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.kafka import ensure_topics, new_producer
@@ -21,6 +20,7 @@ from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.events import parse_ts
 from ccmon.stream.kpis import CASE_METRICS, QUEUE_METRICS, queue_metrics
 from ccmon.stream.simulate import Simulation
+from tests.support.deployment import DEADLINE, Deployment
 
 pytestmark = pytest.mark.kafka
 

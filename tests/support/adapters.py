@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from deployment import DEADLINE, Deployment
 
 from ccmon.figures import describe_difference, engine_figures, matches, queue_series
 from ccmon.launch import Samples, try_scrape, wait_until
+from tests.support.deployment import DEADLINE, Deployment
 
 
 def wait_for_figures(deployment: Deployment, worker, events: list[dict],

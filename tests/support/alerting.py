@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import yaml
-from servers import http_ok
 from websockets.asyncio.client import ClientConnection, connect
 
 from ccmon.alerts.rules import parse_rules
@@ -23,6 +22,7 @@ from ccmon.embedded import free_port
 from ccmon.launch import ccmon_process, stop, wait_until
 from ccmon.stream.engine import EngineConfig, Intake, Record
 from ccmon.stream.queues import Board
+from tests.support.servers import http_ok
 
 TOKENS = {"alice": ("alice-t0ken", ["billing"]), "bob": ("bob-t0ken", ["sales"]),
           "carol": ("carol-t0ken", ["*"])}

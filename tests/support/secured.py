@@ -12,8 +12,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import servers
-from tls import CertificateAuthority, Issued
+from tests.support import servers
+from tests.support.tls import CertificateAuthority, Issued
 
 SCRAM_USER, PLAIN_USER = "scram-user", "plain-user"
 

@@ -43,8 +43,8 @@ from ccmon.embedded import (
     wait_for_kafka_process,
 )
 from ccmon.errors import EmbeddedBrokerError
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = ROOT / "build" / "kafka" / "libs"
 KAFKA_START_SECONDS = 90.0
 REDIS_START_SECONDS = 20.0

@@ -31,7 +31,6 @@ from collections import Counter
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
-from test_engine import ev, ms
 
 from ccmon.alerts.agents_view import merge, partial, visible
 from ccmon.alerts.tokens import Supervisor
@@ -41,6 +40,7 @@ from ccmon.stream.facts import Located
 from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.lifecycle import REP, Contact
 from ccmon.stream.queues import Board
+from tests.unit.test_engine import ev, ms
 
 WINDOWS = (("5m", 300_000), ("15m", 900_000))
 CONFIG = EngineConfig(windows=WINDOWS)

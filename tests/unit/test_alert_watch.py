@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from alerting import LONG_QUEUE, LOW_SL, T0, Scenario, long_queue_day, ticks, watch_for
 
 from ccmon.alerts.state import FIRING, RESOLVED
 from ccmon.alerts.watch import BoardWatch, Outgoing, tiles
 from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.kpis import queue_metrics
+from tests.support.alerting import (
+    LONG_QUEUE,
+    LOW_SL,
+    T0,
+    Scenario,
+    long_queue_day,
+    ticks,
+    watch_for,
+)
 
 
 def transitions(watch: BoardWatch, facts: list[tuple]) -> list[tuple]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 PURE_ALERTS = ("agents_view", "rules", "session", "state", "throttle", "tokens", "watch")
 PURE = sorted([*(ROOT / "stream").glob("*.py"),
                *(ROOT / "alerts" / f"{name}.py" for name in PURE_ALERTS)])

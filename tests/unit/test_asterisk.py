@@ -5,7 +5,6 @@ events worked out from adapters.md, then its figures through the pure engine."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,8 +15,9 @@ from ccmon.figures import engine_figures
 from ccmon.settings import load
 from ccmon.stream.asterisk import QueueLog
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
+from tests.support import DATA
 
-DAY = Path(__file__).parent / "data" / "queue_log"
+DAY = DATA / "queue_log"
 T0 = 1_772_438_400  # 2026-03-02T08:00:00Z, the first line of the day
 C1, C2, C3, C4 = "1772438500.11", "1772438700.14", "1772438800.17", "1772439100.20"
 C5, C6, C7, C8, C9 = ("1772439400.23", "1772439610.26", "1772439700.29", "1772439900.32",

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from ccmon.stream import bank
+from tests.support import ROOT
 
 # The project's shared data sits beside the repository (`../shared/data/`), in CI too.
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "anonymous-bank-1999"
+DATA = ROOT.parent / "shared" / "data" / "anonymous-bank-1999"
 JANUARY = DATA / "01_January.txt.gz"
 AUGUST = DATA / "08_August_reconstructed_from_barntrosna_ods.tsv.gz"
 

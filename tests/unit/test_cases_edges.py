@@ -9,7 +9,6 @@ back from bytes here, as the worker reads them, never the module's own constants
 from __future__ import annotations
 
 import orjson
-from test_cases import DROPS, Feed, R, ms, plain
 
 from ccmon.stream.cases import (
     DROPPED,
@@ -22,6 +21,7 @@ from ccmon.stream.cases import (
     JourneyFact,
     Resolution,
 )
+from tests.unit.test_cases import DROPS, Feed, R, ms, plain
 
 
 def test_three_channels_are_multichannel_too() -> None:

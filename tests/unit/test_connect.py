@@ -6,7 +6,6 @@ then its figures through the pure engine."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,8 +16,9 @@ from ccmon.figures import engine_figures
 from ccmon.settings import load
 from ccmon.stream.connect import Connect
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
+from tests.support import DATA
 
-MORNING = Path(__file__).parent / "data" / "connect.jsonl"
+MORNING = DATA / "connect.jsonl"
 T0 = 1_772_442_000  # 2026-03-02T09:00:00Z
 ANA, BEN = "0a1b2c3d-aaaa-4bbb-8ccc-000000000001", "0a1b2c3d-aaaa-4bbb-8ccc-000000000002"
 BOTH = ["billing", "support"]

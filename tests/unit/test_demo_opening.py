@@ -18,7 +18,7 @@ from ccmon.stream.engine import EngineConfig, Intake, Record
 from ccmon.stream.facts import apply as apply_facts
 from ccmon.stream.queues import Board
 from ccmon.stream.simulate import OPENING_INCIDENT, SimConfig, Simulation
-from tests.test_simulate import Lifecycle, check_envelope, seconds
+from tests.unit.test_simulate import Lifecycle, check_envelope, seconds
 
 START = 1_795_856_400.0  # 2026-11-28T09:00:00Z
 MINUTE_S = 60

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 
 import orjson
-from test_engine import Q, W, at, contact, ev, metrics, ms, records, surveyed_contacts
 
 from ccmon.stream import queues as q
 from ccmon.stream.cases import DROPPED, OPENED, REPEAT, RESOLVED, Resolution
@@ -29,6 +28,7 @@ from ccmon.stream.lifecycle import (
 )
 from ccmon.stream.queues import Board, Thresholds, sample_code, sample_of
 from ccmon.stream.windows import SlidingWindows, lower_edges
+from tests.unit.test_engine import Q, W, at, contact, ev, metrics, ms, records, surveyed_contacts
 
 RETENTION_S = 60
 CONFIG = EngineConfig(retention_ms=RETENTION_S * 1000)

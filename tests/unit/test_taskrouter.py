@@ -6,7 +6,6 @@ engine; the X-Twilio-Signature on the vectors of Twilio's own request-validator 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import orjson
@@ -18,8 +17,9 @@ from ccmon.figures import engine_figures
 from ccmon.settings import load
 from ccmon.stream.engine import EngineConfig, Pipeline, Record
 from ccmon.stream.taskrouter import TaskRouter, signature, signed
+from tests.support import DATA
 
-HOUR = Path(__file__).parent / "data" / "taskrouter.jsonl"
+HOUR = DATA / "taskrouter.jsonl"
 T0 = 1_772_445_600  # 2026-03-02T10:00:00Z; every callback's TimestampMs is T0 + t s + 250 ms
 ANA, BEN = "WK" + "a" * 32, "WK" + "b" * 32
 T1, T2, T4, T5 = ("WT" + str(n) * 32 for n in (1, 2, 4, 5))
