@@ -4,7 +4,7 @@ A session is fed what happens on its connection (the handshake's `Authorization`
 received frame, the end of the 5 s wait, a transition, a view, the store's answers) and
 answers with actions for its driver, `gateway.py`, to perform: send a message, close, look an
 alert up, acknowledge it in the store, fetch a view. No I/O, no clock, no asyncio: every rule of
-the protocol is tested without a server (tests/test_session.py).
+the protocol is tested without a server (tests/unit/test_session.py).
 
 States: CONNECTING → SIGNED_IN (a valid bearer header), or → AWAITING_AUTH (no header) →
 SIGNED_IN (a valid first `auth` message); → OPEN (the snapshot) → CLOSED. A refused handshake

@@ -1,7 +1,7 @@
 """Event → WebSocket alert latency, live (clock = wall), under background traffic.
 
-    python bench/alert_latency.py                   # real Apache Kafka, 2,000 events/s
-    python bench/alert_latency.py --rate 5000 --probes 100
+    python -m bench.alert_latency                   # real Apache Kafka, 2,000 events/s
+    python -m bench.alert_latency --rate 5000 --probes 100
 
 1. Starts Kafka (jars as for the tests), Redis, a worker with one probe rule (`waiting >= 1`
    in queue `probe`, `for: 0s`) and a gateway; a supervisor connects to the gateway.

@@ -1,6 +1,6 @@
 """What the Anonymous Bank 1999 calls say about customers' cases (metrics.md 1.1), per queue.
 
-    python bench/bank_cases.py /work/shared/data/anonymous-bank-1999/*.gz \
+    python -m bench.bank_cases /work/shared/data/anonymous-bank-1999/*.gz \
         --case-timeout 1d --case-timeout 7d
 
 Feeds every call of the monthly files (converted by `stream/bank.py`) through the pure engine

@@ -2,8 +2,8 @@
 
     for f in /work/shared/data/anonymous-bank-1999/*.gz; do python -m ccmon.stream.bank "$f"
     done > /tmp/bank-1999.jsonl                         # Jan-Oct 1999: 961,041 events
-    python bench/memory.py /tmp/bank-1999.jsonl
-    python bench/memory.py /tmp/bank-1999.jsonl --windows 5m,15m,1h,7300h
+    python -m bench.memory /tmp/bank-1999.jsonl
+    python -m bench.memory /tmp/bank-1999.jsonl --windows 5m,15m,1h,7300h
 
 1. Stage one: the events through one `Ledger` (one partition), 20,000 at a time as the worker
    takes them; the memory it holds at the end, with the retention of `--retention` and with

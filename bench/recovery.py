@@ -1,7 +1,7 @@
 """Time to be caught up again after `kill -9`, with static group membership and without.
 
-    python bench/recovery.py                      # 200k events in state, default settings
-    python bench/recovery.py --events 500000 --instance-id none   # dynamic membership
+    python -m bench.recovery                      # 200k events in state, default settings
+    python -m bench.recovery --events 500000 --instance-id none   # dynamic membership
 
 1. Starts Apache Kafka (jars as for the tests) and one `ccmon worker` with the default
    session timeout (30 s); writes N simulated events and waits until the worker's /metrics

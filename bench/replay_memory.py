@@ -2,7 +2,7 @@
 
     for f in /work/shared/data/anonymous-bank-1999/*.gz; do python -m ccmon.stream.bank "$f"
     done > /tmp/bank-1999.jsonl
-    python bench/replay_memory.py /tmp/bank-1999.jsonl --windows 5m,15m,1h \
+    python -m bench.replay_memory /tmp/bank-1999.jsonl --windows 5m,15m,1h \
         --windows 5m,15m,1h,7300h
 
 Starts Apache Kafka (jars as for the tests), writes the file to the input topics once, then

@@ -1,6 +1,6 @@
 """Soak: a real worker under steady live traffic, its RSS sampled until the run ends by itself.
 
-    nohup python bench/soak.py --minutes 60 > /tmp/ccmon-soak.log 2>&1 &
+    nohup python -m bench.soak --minutes 60 > /tmp/ccmon-soak.log 2>&1 &
 
 Starts Apache Kafka (jars as for the tests) and one `ccmon worker` (clock = wall), sends
 simulated traffic at `--rate` events/s with ts = now (the sender of `alert_latency.py`, in a

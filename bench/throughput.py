@@ -1,8 +1,8 @@
 """Worker throughput against the raw client, on the same N events, in one run.
 
-    python bench/throughput.py                    # real Apache Kafka (jars as for the tests)
-    python bench/throughput.py --broker tansu     # the demo's embedded broker
-    python bench/throughput.py --events 1000000
+    python -m bench.throughput                    # real Apache Kafka (jars as for the tests)
+    python -m bench.throughput --broker tansu     # the demo's embedded broker
+    python -m bench.throughput --events 1000000
 
 1. Starts a broker, writes N simulated events (all channels and agent states, about 1 % of
    them bad or repeated) to the input topics, partitions as the worker's default.

