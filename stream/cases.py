@@ -162,16 +162,24 @@ class Customer:
                    Case.from_json(case) if case is not None else None)
 
 
+# The events cases follow: their journey kind, and the fact of theirs that says where and when.
+_JOURNEY_STEPS = {"contact.queued": (ENTRY, ENTERED), "contact.ended": (END, ENDED),
+                  "contact.abandoned": (ABANDON, ABANDONED)}
+
+
 def journey_of(customer: str, event: Event, caused: Sequence[Fact], source: str,
                position: int) -> JourneyFact | None:
     """The journey step of a contact event whose contact has `customer`, from the facts the
     ledger made of it (`caused`), with the event's origin; None for the events cases ignore."""
-    kind = {"contact.queued": ENTRY, "contact.ended": END,
-            "contact.abandoned": ABANDON}.get(event.type)
-    if kind is None:
+    step = _JOURNEY_STEPS.get(event.type)
+    if step is None:
         return None
-    made = {ENTRY: ENTERED, END: ENDED, ABANDON: ABANDONED}[kind]
-    fact = next(fact for fact in caused if fact.kind == made)
+    kind, made = step
+    for fact in caused:
+        if fact.kind == made:
+            break
+    else:  # the lifecycle always makes it: a bug of ours if not (dead-lettered as internal)
+        raise LookupError(f"{event.type} made no {made} fact")
     return JourneyFact(customer, fact.contact, kind, fact.ts, fact.queue, fact.channel,
                        event.resolved is True, source, position)
 
