@@ -45,6 +45,7 @@ class AggregateStage:
         alerting = self.alerting
         stepping = alerting is not None and alerting.event_clock and bool(alerting.rules)
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            generation = self.app.consumer_generation_id
             stamp = self.changelog.stamp()
             touched = set()
             for event in self.app.still_owned(events, self.topic):
@@ -63,6 +64,7 @@ class AggregateStage:
             for entries in covered:
                 if entries:
                     alerting.logged(entries)
+            self.app.unless_rebalanced(events, generation)
 
     def _alert_state(self, partition: int, changes: dict) -> list[Outgoing]:
         """Put the partition's alert state into `changes` if it changed; the transitions it

@@ -42,6 +42,7 @@ class CaseStage:
         """The journeys topic's agent."""
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             async with self.lock:
+                generation = self.app.consumer_generation_id
                 stamp = self.changelog.stamp()
                 facts: list[Located] = []
                 touched = set()
@@ -57,6 +58,7 @@ class CaseStage:
                         facts += cases.advance(clock)
                     touched.add(message.partition)
                 await self._send(facts, touched, stamp)
+                self.app.unless_rebalanced(events, generation)
 
     async def drop_every_second(self) -> None:
         """clock = wall: the cases that come due are dropped at every whole second."""

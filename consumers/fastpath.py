@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +31,8 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode import Service
 from mode.utils.futures import notify
+
+log = logging.getLogger("ccmon.worker")
 
 # A handler processes a batch (aiokafka `ConsumerRecord`s of one topic: `.topic`, `.partition`,
 # `.offset`, `.key`, `.value`) and returns what is left to wait for (e.g. broker acks) before
@@ -52,7 +55,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         handlers: Mapping[str, BatchHandler] = getattr(self.app, "batch_handlers", {})
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        in_flight: deque[tuple[asyncio.Future | None, list[Any]]] = deque()
+        # (what is left to wait for, the records, the generation they were handed over in)
+        in_flight: deque[tuple[asyncio.Future | None, list[Any], int]] = deque()
         quiet_since = time.monotonic()
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
@@ -66,16 +70,22 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     await self._reseek()
                     quiet_since = time.monotonic()
                 for topic, records in batches.items():
+                    generation = self.app.consumer_generation_id
                     rest = await handlers[topic](records)
                     if rest is NOT_HANDLED:
                         break  # a rebalance: the round's other batches are fetched again too
-                    in_flight.append((rest and asyncio.ensure_future(rest), records))
+                    in_flight.append((rest and asyncio.ensure_future(rest), records, generation))
                 while in_flight and (len(in_flight) > IN_FLIGHT or not in_flight[0][0]
                                      or in_flight[0][0].done()):
-                    rest, records = in_flight.popleft()
+                    rest, records, generation = in_flight.popleft()
                     if rest is not None:
                         await rest  # raises if the batch's writes failed: never ack those
-                    self.ack_batch(records)
+                    if self.app.consumer_generation_id == generation:
+                        self.ack_batch(records)
+                    else:  # a rebalance came between: see `BatchApp.unless_rebalanced`
+                        log.info("%d records of %s handed over in generation %d are not "
+                                 "acknowledged: a rebalance came between", len(records),
+                                 records[0].topic, generation)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -148,6 +158,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         commit logic reads), without its per-message lock, checks and notification."""
         if not records or not self.app.topics.acks_enabled_for(records[0].topic):
             return
+        assigned = self.assignment()
         by_tp: dict[TP, list[int]] = {}
         for record in records:
             offsets = by_tp.get(record.partition)
@@ -158,6 +169,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         with ack_lock:
             for partition, offsets in by_tp.items():
                 tp = TP(topic, partition)
+                if tp not in assigned:  # revoked meanwhile: its new owner reads them again
+                    continue
                 committed = self._committed_offset[tp]
                 index = self._acked_index[tp]
                 fresh = [offset for offset in offsets
@@ -189,6 +202,21 @@ class BatchApp(faust.App):
     def assigned(self, topic: str) -> set[int]:
         """The partitions of `topic` assigned to this worker."""
         return {tp.partition for tp in self.assignor.assigned_actives() if tp.topic == topic}
+
+    def unless_rebalanced(self, events: list, generation: int) -> None:
+        """A batch begun in consumer `generation` is done: if a rebalance came between, its
+        events are not acknowledged, so no commit passes them. Its changelog writes carry the
+        old generation and may lose to the new owner's (see `changelog`); the offsets then
+        committed, by this worker or by the partition's owner in a later generation (Kafka
+        takes a commit of any partition from any member of the current generation), would
+        skip records whose state is in no log. The events are fetched again by their owner."""
+        if self.consumer_generation_id == generation or not events:
+            return
+        log.info("%d events of %s taken in generation %d are not acknowledged: a rebalance "
+                 "came between", len(events), events[0].message.topic, generation)
+        with ack_lock:
+            for event in events:
+                event.message.acked = True  # Faust's later ack of it then counts nothing
 
     def still_owned(self, events: list, topic: str) -> list:
         """The events of a batch whose partitions are still assigned here. Faust's take buffer
