@@ -21,7 +21,6 @@ copy; the tables are their durable log, replayed at assignment.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -40,8 +39,6 @@ from .changelog import ChangelogWriter, FencedTable
 from .facts_out import FactSender
 from .fastpath import BATCH_MAX, BatchApp
 from .intake import IntakeStage
-
-log = logging.getLogger("ccmon.worker")
 
 TABLES = ("contacts", "queues", "cases")
 COMPACTED = {"cleanup.policy": "compact"}  # what Faust gives its changelog topics
