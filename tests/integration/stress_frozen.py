@@ -4,12 +4,12 @@ the engine.
 
     python -m pytest tests/integration/stress_frozen.py
 
-It fails about one run in seven or eight under load (2026-12-03, after the acknowledgement
-fix: 2 of 8 beside other test runs, the live workers left with the window samples of a
-contact or two missing, and 1 of 20 on a quiet machine, whose facts topic held every fact:
-stage two did not apply some; before it, a few live gauges and agent seconds off): another way a frozen worker's late work goes wrong, beside
-the changelog writes `test_fencing.py` proves fenced. Kept out of `scripts/test` until that is
-found and fixed (issue 12; docs/design.md, "Known bug").
+It fails now and then (2026-12-03, after the acknowledgement fix: 2 of 8 runs beside other
+test runs, 1 of 20 on a quiet machine): the live workers miss the window samples or the end
+of a contact or two, although the facts topic holds every fact, so stage two did not apply
+some (the likely path, Faust's take buffer applied across a rebalance: docs/design.md, "Known
+bug"). Before that fix, a few live gauges and agent seconds were off. Kept out of
+`scripts/test` until it is fixed (issue 12).
 """
 
 from __future__ import annotations
