@@ -219,11 +219,30 @@ class BatchApp(faust.App):
                 event.message.acked = True  # Faust's later ack of it then counts nothing
 
     def still_owned(self, events: list, topic: str) -> list:
-        """The events of a batch whose partitions are still assigned here. Faust's take buffer
-        may hand over, after a rebalance, events fetched before it: those of partitions gone
-        to another worker are its to apply (it fetches them again), not ours to log."""
+        """The events of a batch fetched in the current generation, of partitions assigned
+        here. Faust's take buffer may hand over, after a rebalance, events fetched before it
+        (Faust's stream drops such events only where they enter it). Those of partitions gone
+        to another worker are its to apply; those of partitions assigned here again come
+        again too, from the committed offset the consumer was sought to, in offset order.
+        Applied now, ahead of the facts before them, they would move the units' "last
+        position applied" marks past facts not applied yet (`stream/queues.py`). Dropped
+        events are not acknowledged, so no commit passes them."""
         assigned = self.assigned(topic)
-        return [event for event in events if event.message.partition in assigned]
+        generation = self.consumer_generation_id
+        kept, dropped = [], []
+        for event in events:
+            message = event.message
+            if message.partition in assigned and message.generation_id == generation:
+                kept.append(event)
+            else:
+                dropped.append(event)
+        if dropped:
+            log.info("%d events of %s fetched before a rebalance are left to be fetched again",
+                     len(dropped), topic)
+            with ack_lock:
+                for event in dropped:
+                    event.message.acked = True  # Faust's later ack of it then counts nothing
+        return kept
 
     def records_behind(self, topics: set[str]) -> list[tuple[str, int, int]]:
         """(topic, partition, records behind) of the assigned partitions of `topics`: the end
