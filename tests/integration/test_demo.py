@@ -12,7 +12,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from ccmon.embedded import free_port
+from ccmon.embedded import free_ports
 from ccmon.launch import total, try_scrape, wait_until
 
 DEADLINE = 120.0
@@ -74,7 +74,7 @@ async def supervisor(url: str, token: str) -> tuple[dict, dict, list[dict]]:
 
 
 def test_demo_shows_every_queue_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port, ws_port = free_port(), free_port()
+    port, ws_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCMON_")}
     output = tmp_path / "demo.out"
     with open(output, "wb") as out:
