@@ -82,7 +82,7 @@ class Demo:
         self.stopping.set()
 
     def run(self) -> int:
-        if self.settings.metrics_port == self.settings.ws_port:  # one process serves both
+        if self.settings.metrics_port == self.settings.ws_port != 0:  # one process, two servers
             raise SettingsError(f"CCMON_METRICS_PORT and CCMON_WS_PORT are both "
                                 f"{self.settings.ws_port}: the demo serves both, on two ports")
         check_port_free(self.settings.bind, self.settings.metrics_port, "CCMON_METRICS_PORT")
