@@ -73,7 +73,7 @@ def parse_eval_interval(text: str) -> float:
     """alerts.md 1.1: from `100ms` to `1s`, in whole milliseconds (the rules' resolution)."""
     seconds = parse_duration(text)
     ms = seconds * 1000
-    if not 100 <= round(ms) <= 1000 or abs(ms - round(ms)) > 1e-6:
+    if not 100 <= ms <= 1000 or abs(ms - round(ms)) > 1e-6:
         raise ValueError(f"{text!r} is not a whole number of milliseconds from 100ms to 1s")
     return round(ms) / 1000
 
