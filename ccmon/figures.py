@@ -83,8 +83,16 @@ def matches(actual: Samples, wanted: Samples) -> bool:
 
 
 def describe_difference(actual: Samples, wanted: Samples) -> str:
-    missing = sorted(map(str, wanted.keys() - actual.keys()))[:5]
-    extra = sorted(map(str, actual.keys() - wanted.keys()))[:5]
-    wrong = [f"{key}: {actual[key]} != {value}" for key, value in wanted.items()
-             if key in actual and not _close(actual[key], value)][:5]
-    return f"missing {missing}; extra {extra}; wrong {wrong}"
+    """The first few differing samples of each kind, their counts, and every series (labels
+    but the window and quantile) with a difference: which partition went wrong shows there."""
+    missing = sorted(map(str, wanted.keys() - actual.keys()))
+    extra = sorted(map(str, actual.keys() - wanted.keys()))
+    wrong_keys = [key for key, value in wanted.items()
+                  if key in actual and not _close(actual[key], value)]
+    wrong = [f"{key}: {actual[key]} != {wanted[key]}" for key in wrong_keys]
+    differing = {key for key in (wanted.keys() ^ actual.keys())} | set(wrong_keys)
+    series = sorted({tuple(sorted((name, value) for name, value in labels
+                                  if name not in ("window", "quantile")))
+                     for _, labels in differing})
+    return (f"{len(missing)} missing {missing[:5]}; {len(extra)} extra {extra[:5]}; "
+            f"{len(wrong)} wrong {wrong[:5]}; series differing: {series}")

@@ -1,7 +1,8 @@
 """Stage two in the worker: the facts of each owned facts partition onto its `Board` (through
-`stream.facts.apply`, with the partition's alert rules as the ticker on the event clock), the
-changed units logged once per batch; on the wall clock, every tick of E, the rules (clock =
-wall) and, once a second, the supervisor page's tiles and agents partials put in Redis.
+`stream.facts.apply`, with the partition's alert rules as the ticker on the event clock), in
+the batches the batching consumer fetches (consumers/fastpath.py), the changed units logged
+once per batch; on the wall clock, every tick of E, the rules (clock = wall) and, once a
+second, the supervisor page's tiles and agents partials put in Redis.
 Whoever owns a facts partition owns its (queue, channel) series and alone exports them."""
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 import faust
+from aiokafka import ConsumerRecord
 
 from ccmon.alerts.agents_view import partial as agents_partial
 from ccmon.alerts.store import StoreUnavailable
@@ -24,7 +26,7 @@ from ccmon.stream.queues import Board
 
 from .alerting import Alerting
 from .changelog import ChangelogWriter, partition_key, partition_units
-from .fastpath import BATCH_MAX, BATCH_WITHIN, BatchApp
+from .fastpath import BatchApp
 
 
 class AggregateStage:
@@ -40,31 +42,37 @@ class AggregateStage:
         self.tiles_window = tiles_window
         self.boards: dict[int, Board] = {}
 
-    async def consume(self, stream: faust.StreamT) -> None:
-        """The facts topic's agent."""
+    async def take(self, records: list[ConsumerRecord]) -> Awaitable[None]:
+        """One fetched batch of the facts topic, handed over by the batching consumer:
+        applied, its changed units handed to the producer; what is left is to wait for Kafka's
+        acknowledgement, then publish the alert transitions the logged state covers."""
         alerting = self.alerting
         stepping = alerting is not None and alerting.event_clock and bool(alerting.rules)
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            generation = self.app.consumer_generation_id
-            stamp = self.changelog.stamp()
-            touched = set()
-            for event in self.app.still_owned(events, self.topic):
-                partition = event.message.partition
-                board = self.board(partition)
-                watch = self.watch(partition) if stepping else None
-                transitions = apply_facts(board, decode_facts(event.message.value), watch)
-                if transitions:
-                    alerting.count(transitions)
-                touched.add(partition)
-            # All taken before the first await: a rebalance may drop the boards meanwhile.
-            changes = {partition: self.boards[partition].take_dirty() for partition in touched}
-            covered = [self._alert_state(partition, changes[partition]) for partition in touched]
-            for partition, partition_changes in changes.items():
-                await self.changelog.log_changes(self.table, partition, partition_changes, stamp)
-            for entries in covered:
-                if entries:
-                    alerting.logged(entries)
-            self.app.unless_rebalanced(events, generation)
+        stamp = self.changelog.stamp()
+        touched = set()
+        for record in records:
+            partition = record.partition
+            board = self.board(partition)
+            watch = self.watch(partition) if stepping else None
+            transitions = apply_facts(board, decode_facts(record.value), watch)
+            if transitions:
+                alerting.count(transitions)
+            touched.add(partition)
+        # All taken before the first await: a rebalance may drop the boards meanwhile.
+        changes = {partition: self.boards[partition].take_dirty() for partition in touched}
+        covered = [self._alert_state(partition, changes[partition]) for partition in touched]
+        pending = []
+        for partition, partition_changes in changes.items():
+            pending += await self.changelog.send_changes(self.table, partition,
+                                                         partition_changes, stamp)
+        return self._publish_once_logged(pending, covered)
+
+    async def _publish_once_logged(self, pending: list[asyncio.Future],
+                                   covered: list[list[Outgoing]]) -> None:
+        await asyncio.gather(*pending)
+        for entries in covered:
+            if entries:
+                self.alerting.logged(entries)
 
     def _alert_state(self, partition: int, changes: dict) -> list[Outgoing]:
         """Put the partition's alert state into `changes` if it changed; the transitions it

@@ -15,6 +15,7 @@ import time
 
 import faust
 import orjson
+from aiokafka import ConsumerRecord
 
 from ccmon.stream.cases import Cases, JourneyFact
 from ccmon.stream.engine import journey_position
@@ -22,7 +23,7 @@ from ccmon.stream.facts import Located
 
 from .changelog import ChangelogWriter, partition_units
 from .facts_out import FactSender
-from .fastpath import BATCH_MAX, BATCH_WITHIN, BatchApp
+from .fastpath import BatchApp
 
 
 class CaseStage:
@@ -36,29 +37,26 @@ class CaseStage:
         self.timeout_ms = timeout_ms
         self.event_clock = event_clock
         self.cases: dict[int, Cases] = {}  # journeys partition -> its customers
-        self.lock = asyncio.Lock()  # a batch and a wall-clock drop log in turn
+        self.lock = asyncio.Lock()  # a batch and a wall-clock drop take their turns
+        self.writing: asyncio.Future | None = None  # the latest changes' logging
 
-    async def consume(self, stream: faust.StreamT) -> None:
-        """The journeys topic's agent."""
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            async with self.lock:
-                generation = self.app.consumer_generation_id
-                stamp = self.changelog.stamp()
-                facts: list[Located] = []
-                touched = set()
-                for event in self.app.still_owned(events, self.topic):
-                    message = event.message
-                    cases = self.stage(message.partition)
-                    clock, steps = orjson.loads(message.value)
-                    source = f"{self.topic}:{message.partition}"
-                    for index, step in enumerate(steps):
-                        facts += cases.apply(JourneyFact(*step), source,
-                                             journey_position(message.offset, index))
-                    if self.event_clock:
-                        facts += cases.advance(clock)
-                    touched.add(message.partition)
-                await self._send(facts, touched, stamp)
-                self.app.unless_rebalanced(events, generation)
+    async def take(self, records: list[ConsumerRecord]) -> asyncio.Future:
+        """One fetched batch of the journeys topic, handed over by the batching consumer."""
+        async with self.lock:
+            stamp = self.changelog.stamp()
+            facts: list[Located] = []
+            touched = set()
+            for record in records:
+                cases = self.stage(record.partition)
+                clock, steps = orjson.loads(record.value)
+                source = f"{self.topic}:{record.partition}"
+                for index, step in enumerate(steps):
+                    facts += cases.apply(JourneyFact(*step), source,
+                                         journey_position(record.offset, index))
+                if self.event_clock:
+                    facts += cases.advance(clock)
+                touched.add(record.partition)
+            return await self._send(facts, touched, stamp)
 
     async def drop_every_second(self) -> None:
         """clock = wall: the cases that come due are dropped at every whole second."""
@@ -75,12 +73,29 @@ class CaseStage:
                     if cases is not None:
                         facts += cases.advance(second)
                         touched.add(partition)
-                await self._send(facts, touched, stamp)
+                writing = await self._send(facts, touched, stamp)
+            # A failed write is the batch path's to raise (the batch chained after it is not
+            # acknowledged); a replay makes the same drops at the same positions.
+            with contextlib.suppress(Exception):
+                await writing
 
-    async def _send(self, facts: list[Located], touched: set[int], stamp: bytes) -> None:
+    async def _send(self, facts: list[Located], touched: set[int], stamp: bytes
+                    ) -> asyncio.Future:
+        """Hand the case facts to the producer; the future of logging the changed customers
+        once Kafka has them (and the previous changes are logged): a logged customer never
+        refers to a fact Kafka lacks."""
         # Taken before the first await: a rebalance may drop the cases meanwhile.
         changes = {partition: self.cases[partition].take_dirty() for partition in touched}
-        await asyncio.gather(*await self.facts.send(facts))
+        sent = await self.facts.send(facts)
+        previous, self.writing = self.writing, None
+        self.writing = asyncio.ensure_future(self._log_after(previous, sent, changes, stamp))
+        return self.writing
+
+    async def _log_after(self, previous: asyncio.Future | None, sent: list[asyncio.Future],
+                         changes: dict[int, dict], stamp: bytes) -> None:
+        if previous is not None:
+            await previous
+        await asyncio.gather(*sent)
         await asyncio.gather(*(self.changelog.log_changes(self.table, partition,
                                                           partition_changes, stamp)
                                for partition, partition_changes in changes.items()
@@ -95,10 +110,10 @@ class CaseStage:
         return cases
 
     async def settle(self, seconds: float) -> None:
-        """Let the batch in flight finish (a rebalance began), for at most `seconds`."""
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.lock.acquire(), seconds)
-            self.lock.release()
+        """Let the pending changelog writes finish (a rebalance began), for at most `seconds`."""
+        if self.writing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.writing), seconds)
 
     def drop(self) -> None:
         self.cases.clear()

@@ -145,6 +145,12 @@ class ChangelogWriter:
         """Write changed state units (name -> state, None: gone) to the table's changelog and
         wait until Kafka has them. `stamp`: the writer of the batch they come from. The
         table's store is kept equal to what was logged."""
+        await asyncio.gather(*await self.send_changes(table, partition, changes, stamp))
+
+    async def send_changes(self, table: faust.Table, partition: int, changes: dict,
+                           stamp: bytes) -> list[asyncio.Future]:
+        """`log_changes` up to the hand-over to the producer (so records keep the order of
+        the calls); the futures of Kafka's acknowledgements."""
         data = table.data
         records = []
         for name, state in changes.items():
@@ -157,22 +163,14 @@ class ChangelogWriter:
                 data.pop(key, None)
             else:
                 data[key] = value
-        await self.write(table, partition, records, stamp)
-
-    async def write(self, table: faust.Table, partition: int,
-                    records: list[tuple[bytes, bytes | None]], stamp: bytes) -> None:
-        """Write (key, value or None) records to the table's changelog partition and wait until
-        Kafka has them."""
         if self._rewriting is not None:
             # Failed (a rebalance meanwhile): the keys stay overwritten, the next recovery
             # finds them again.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._rewriting)
             self._rewriting = None
-        pending = await self._send(table.changelog_topic.get_topic_name(), partition, records,
-                                   stamp)
-        if pending:
-            await asyncio.gather(*pending)
+        return await self._send(table.changelog_topic.get_topic_name(), partition, records,
+                                stamp)
 
     async def _send(self, topic: str, partition: int,
                     records: list[tuple[bytes, bytes | None]], stamp: bytes

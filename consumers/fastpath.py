@@ -1,4 +1,4 @@
-"""A batch path through Faust's consumer for the high-volume input topics.
+"""A batch path through Faust's consumer for the topics the worker consumes.
 
 Faust hands each fetched message to its stream through two new tasks (`wait_first` on the
 callback and on the flow-suspension event), an `Event` and a queue: about 150 µs a message
@@ -7,8 +7,13 @@ have a batch handler, this consumer instead hands every `getmany` round to the h
 one list and acknowledges the messages once the handler's writes are acknowledged by Kafka,
 so Faust's own commit logic (only acked offsets are committed, after a producer flush)
 applies unchanged. Batches are pipelined: the next one is processed while Kafka acknowledges
-the writes of the previous ones. Every other
-topic (changelogs during recovery, the facts topic) takes Faust's usual path.
+the writes of the previous ones. The worker gives every topic it consumes a handler but the
+changelogs, which take Faust's usual path (its recovery reads them).
+
+Faust's stream path also loses events: its recovery resumes the stream partitions, seeks them
+to their committed offsets, then resumes the flow, and `flow_control.resume()` clears every
+stream queue, with the events its fetcher put there while the seek ran. The batch path has no
+queue to clear: a batch is handled as it is fetched.
 
 The topics must still be subscribed by an agent: that is what makes Faust subscribe to them,
 assign them co-partitioned with the tables, and treat them as acking topics.
@@ -44,7 +49,6 @@ NOT_HANDLED: Any = object()
 BatchHandler = Callable[[list[Any]], Awaitable[Awaitable[None] | None]]
 IN_FLIGHT = 3
 BATCH_MAX = 20_000  # records per batch: a contact's state is logged once per batch
-BATCH_WITHIN = 0.05  # seconds an internal topic's batch may wait to fill: its added latency
 RESEEK_AFTER_QUIET = 10.0  # seconds without a batch before the partitions are sought again
 
 
@@ -82,7 +86,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         await rest  # raises if the batch's writes failed: never ack those
                     if self.app.consumer_generation_id == generation:
                         self.ack_batch(records)
-                    else:  # a rebalance came between: see `BatchApp.unless_rebalanced`
+                    else:  # a rebalance came between: see docs/design.md, "No acknowledgement
+                        # across a rebalance"
                         log.info("%d records of %s handed over in generation %d are not "
                                  "acknowledged: a rebalance came between", len(records),
                                  records[0].topic, generation)
@@ -202,47 +207,6 @@ class BatchApp(faust.App):
     def assigned(self, topic: str) -> set[int]:
         """The partitions of `topic` assigned to this worker."""
         return {tp.partition for tp in self.assignor.assigned_actives() if tp.topic == topic}
-
-    def unless_rebalanced(self, events: list, generation: int) -> None:
-        """A batch begun in consumer `generation` is done: if a rebalance came between, its
-        events are not acknowledged, so no commit passes them. Its changelog writes carry the
-        old generation and may lose to the new owner's (see `changelog`); the offsets then
-        committed, by this worker or by the partition's owner in a later generation (Kafka
-        takes a commit of any partition from any member of the current generation), would
-        skip records whose state is in no log. The events are fetched again by their owner."""
-        if self.consumer_generation_id == generation or not events:
-            return
-        log.info("%d events of %s taken in generation %d are not acknowledged: a rebalance "
-                 "came between", len(events), events[0].message.topic, generation)
-        with ack_lock:
-            for event in events:
-                event.message.acked = True  # Faust's later ack of it then counts nothing
-
-    def still_owned(self, events: list, topic: str) -> list:
-        """The events of a batch fetched in the current generation, of partitions assigned
-        here. Faust's take buffer may hand over, after a rebalance, events fetched before it
-        (Faust's stream drops such events only where they enter it). Those of partitions gone
-        to another worker are its to apply; those of partitions assigned here again come
-        again too, from the committed offset the consumer was sought to, in offset order.
-        Applied now, ahead of the facts before them, they would move the units' "last
-        position applied" marks past facts not applied yet (`stream/queues.py`). Dropped
-        events are not acknowledged, so no commit passes them."""
-        assigned = self.assigned(topic)
-        generation = self.consumer_generation_id
-        kept, dropped = [], []
-        for event in events:
-            message = event.message
-            if message.partition in assigned and message.generation_id == generation:
-                kept.append(event)
-            else:
-                dropped.append(event)
-        if dropped:
-            log.info("%d events of %s fetched before a rebalance are left to be fetched again",
-                     len(dropped), topic)
-            with ack_lock:
-                for event in dropped:
-                    event.message.acked = True  # Faust's later ack of it then counts nothing
-        return kept
 
     def records_behind(self, topics: set[str]) -> list[tuple[str, int, int]]:
         """(topic, partition, records behind) of the assigned partitions of `topics`: the end

@@ -86,8 +86,22 @@ def wait_for_figures(urls: list[str], wanted: Samples, deployment: Deployment,
         wait_until(lambda: matches(union(), wanted) and (not shared or spread()), DEADLINE,
                    "the engine's figures")
     except TimeoutError:
-        pytest.fail(f"{describe_difference(union(), wanted)}\n{deployment.log_tail()}")
+        pytest.fail(f"{describe_difference(union(), wanted)}\n{lag_of(urls)}\n"
+                    f"{deployment.log_tail()}")
     return latest
+
+
+def lag_of(urls: list[str]) -> str:
+    """Each worker's records behind per partition it consumes, for a failure's text: a
+    partition left unread shows there."""
+    lines = []
+    for url in urls:
+        samples = try_scrape(url) or {}
+        lag = sorted((dict(labels)["topic"], int(dict(labels)["partition"]), value)
+                     for (name, labels), value in samples.items()
+                     if name == "ccmon_consumer_lag_records")
+        lines.append(f"{url} lag (topic, partition, records behind): {lag}")
+    return "\n".join(lines)
 
 
 def test_worker_exports_exactly_the_engines_figures(deployment: Deployment):
