@@ -9,7 +9,9 @@ are committed past: never replayed. Kafka fences such a zombie only in transacti
 record carries its writer in a header: the consumer generation its batch began in, then the
 writing process's start time (a static member replaced while its old process still runs
 rejoins in the same generation). Recovery applies, per key, only records of a writer at least
-as new as the newest it applied: a late record of an older writer is skipped. So that the log
+as new as the newest it applied or wrote itself (a partition kept across a rebalance is read
+only from where the last recovery stopped): a late record of an older writer is skipped. So
+that the log
 says the same (compaction keeps a key's last record, which may be the late one), the new
 owner writes the keys whose last record was skipped again, before its own new writes.
 """
@@ -62,28 +64,33 @@ def stamp_of(headers: Iterable[tuple[str, bytes]] | None) -> bytes:
 class FencedTable(faust.Table):
     """A table of bytes whose recovery honours the writers' stamps (see the module's text).
 
+    `stamps` holds the writer of each key's value in the store (or of its deletion): what
+    recovery read, and what this worker logged since. Faust's recovery of a partition kept
+    across a rebalance reads its changelog only from where the last one stopped, so a late
+    record there must be weighed against the writes before, ours included.
+
     `overwritten` holds, per partition, the keys whose last record recovery skipped: the
     worker logs their recovered value again (`ChangelogWriter.rewrite`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._newest: dict[bytes, bytes] = {}  # key -> stamp applied, during a recovery
+        self.stamps: dict[bytes, bytes] = {}
         self.overwritten: dict[int, set[bytes]] = defaultdict(set)
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         data = self.data.data  # the memory store's dict: records in log order, one at a time
-        newest = self._newest
+        stamps = self.stamps
         for event in batch:
             message = event.message
             key, value = message.key, message.value
             stamp = stamp_of(message.headers)
             # An unstamped record (an earlier version's worker, in a rolling upgrade) applies
             # as it always did: only stamped writers are fenced.
-            if stamp and stamp < newest.get(key, UNSTAMPED):
+            if stamp and stamp < stamps.get(key, UNSTAMPED):
                 self.overwritten[message.partition].add(key)
                 continue
-            newest[key] = stamp
+            stamps[key] = stamp
             self.overwritten[message.partition].discard(key)
             if value is None:
                 data.pop(key, None)
@@ -93,14 +100,17 @@ class FencedTable(faust.Table):
     def take_overwritten(self, assigned: set[int]
                          ) -> dict[int, list[tuple[bytes, bytes | None]]]:
         """After recovery: per assigned partition, the keys to log again with their recovered
-        values (None: deleted). Forgets the stamps seen: the next recovery reads the log
-        afresh."""
+        values (None: deleted). Forgets the stamps of keys no longer in the store (deleted,
+        or of partitions gone elsewhere, which are read afresh if they come back): they are
+        bounded by the store, not by history. A late record for a key deleted before the
+        recovery before last may then apply: that worker was stalled through two
+        rebalances."""
         data = self.data.data
         overwritten = {partition: [(key, data.get(key)) for key in sorted(keys)]
                        for partition, keys in self.overwritten.items()
                        if keys and partition in assigned}
         self.overwritten.clear()
-        self._newest = {}
+        self.stamps = {key: stamp for key, stamp in self.stamps.items() if key in data}
         return overwritten
 
 
@@ -126,6 +136,9 @@ class ChangelogWriter:
         if not overwritten:
             return
         stamp, previous = self.stamp(), self._rewriting
+        for records in overwritten.values():
+            for key, _ in records:
+                table.stamps[key] = stamp
         topic = table.changelog_topic.get_topic_name()
         log.warning("%s: %d records written late by a worker that had lost their partitions"
                     " were skipped; their keys are logged again",
@@ -140,18 +153,19 @@ class ChangelogWriter:
 
         self._rewriting = asyncio.ensure_future(write())
 
-    async def log_changes(self, table: faust.Table, partition: int, changes: dict,
+    async def log_changes(self, table: FencedTable, partition: int, changes: dict,
                           stamp: bytes) -> None:
         """Write changed state units (name -> state, None: gone) to the table's changelog and
         wait until Kafka has them. `stamp`: the writer of the batch they come from. The
         table's store is kept equal to what was logged."""
         await asyncio.gather(*await self.send_changes(table, partition, changes, stamp))
 
-    async def send_changes(self, table: faust.Table, partition: int, changes: dict,
+    async def send_changes(self, table: FencedTable, partition: int, changes: dict,
                            stamp: bytes) -> list[asyncio.Future]:
         """`log_changes` up to the hand-over to the producer (so records keep the order of
         the calls); the futures of Kafka's acknowledgements."""
         data = table.data
+        stamps = table.stamps
         records = []
         for name, state in changes.items():
             key = partition_key(partition, name)
@@ -159,6 +173,7 @@ class ChangelogWriter:
             # keeps every value for as long as its unit lives (docs/benchmarks.md, memory).
             value = None if state is None else bytes(memoryview(orjson.dumps(state)))
             records.append((key, value))
+            stamps[key] = stamp
             if value is None:
                 data.pop(key, None)
             else:

@@ -4,13 +4,11 @@ the engine.
 
     python -m pytest tests/integration/stress_frozen.py
 
-It fails now and then (2026-12-03, after the acknowledgement fix: 2 of 8 runs beside other
-test runs, 1 of 20 on a quiet machine): the live workers miss the window samples or the end
-of a contact or two, although the facts topic holds every fact, so stage two did not apply
-some (the likely path, Faust's take buffer applied across a rebalance: docs/design.md, "Known
-bug"). Before that fix, a few live gauges and agent seconds were off. 10 runs after the
-take-buffer guard all passed (8 under load), with the guard never triggered. Kept out of
-`scripts/test` until the cause is known (issue 12).
+Two causes of its failures were found on 2026-12-03 (docs/design.md): Faust's recovery
+cleared the stream queues holding facts (the facts and journeys now take the batch path),
+and the changelog fence forgot the writers it had seen between recoveries of a partition
+kept across a rebalance (`FencedTable.stamps`). Kept out of `scripts/test` (80 s a run, and
+about one failure in eight before the fixes) until it has a longer clean record.
 """
 
 from __future__ import annotations
