@@ -42,12 +42,12 @@ log = logging.getLogger("ccmon.worker")
 # A handler processes a batch (aiokafka `ConsumerRecord`s of one topic: `.topic`, `.partition`,
 # `.offset`, `.key`, `.value`) and returns what is left to wait for (e.g. broker acks) before
 # the batch may be acknowledged, or None. The consumer fetches and hands over the next batches
-# meanwhile, keeping at most IN_FLIGHT batches unacknowledged. A handler that finds a rebalance
-# began while it waited returns NOT_HANDLED: the batch is not acknowledged, and its records are
-# fetched again, by whoever owns them, from the committed offsets.
+# meanwhile, keeping at most IN_FLIGHT batches a topic unacknowledged. A handler that finds a
+# rebalance began while it waited returns NOT_HANDLED: the batch is not acknowledged, and its
+# records are fetched again, by whoever owns them, from the committed offsets.
 NOT_HANDLED: Any = object()
 BatchHandler = Callable[[list[Any]], Awaitable[Awaitable[None] | None]]
-IN_FLIGHT = 3
+IN_FLIGHT = 3  # per topic with a handler: a round hands over a batch of each
 BATCH_MAX = 20_000  # records per batch: a contact's state is logged once per batch
 RESEEK_AFTER_QUIET = 10.0  # seconds without a batch before the partitions are sought again
 
@@ -62,6 +62,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         # (what is left to wait for, the records, the generation they were handed over in)
         in_flight: deque[tuple[asyncio.Future | None, list[Any], int]] = deque()
         quiet_since = time.monotonic()
+        limit = IN_FLIGHT * max(1, len(handlers))
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 await self.sleep(0)
@@ -79,7 +80,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     if rest is NOT_HANDLED:
                         break  # a rebalance: the round's other batches are fetched again too
                     in_flight.append((rest and asyncio.ensure_future(rest), records, generation))
-                while in_flight and (len(in_flight) > IN_FLIGHT or not in_flight[0][0]
+                while in_flight and (len(in_flight) > limit or not in_flight[0][0]
                                      or in_flight[0][0].done()):
                     rest, records, generation = in_flight.popleft()
                     if rest is not None:
