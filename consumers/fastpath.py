@@ -108,6 +108,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         handed over is acknowledged first, so nothing is read twice but what the read marks
         and the facts' positions already make harmless."""
         if not self.flow_active or self.app.in_recovery:
+            # Said, as it cannot cure a stall then: what a stalled worker's log should show.
+            log.info("no batch for %g s and not sought again: flow active %s, in recovery %s",
+                     RESEEK_AFTER_QUIET, self.flow_active, self.app.in_recovery)
             return
         with contextlib.suppress(Exception):  # a rebalance meanwhile: recovery seeks anyway
             await self.perform_seek()
