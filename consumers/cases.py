@@ -21,7 +21,7 @@ from ccmon.stream.cases import Cases, JourneyFact
 from ccmon.stream.engine import journey_position
 from ccmon.stream.facts import Located
 
-from .changelog import ChangelogWriter, partition_units
+from .changelog import ChangelogWriter, InTurn, partition_units
 from .facts_out import FactSender
 from .fastpath import BatchApp
 
@@ -38,7 +38,7 @@ class CaseStage:
         self.event_clock = event_clock
         self.cases: dict[int, Cases] = {}  # journeys partition -> its customers
         self.lock = asyncio.Lock()  # a batch and a wall-clock drop take their turns
-        self.writing: asyncio.Future | None = None  # the latest changes' logging
+        self.logging = InTurn()  # the customers' changes, logged in turn
 
     async def take(self, records: list[ConsumerRecord]) -> asyncio.Future:
         """One fetched batch of the journeys topic, handed over by the batching consumer."""
@@ -87,14 +87,10 @@ class CaseStage:
         # Taken before the first await: a rebalance may drop the cases meanwhile.
         changes = {partition: self.cases[partition].take_dirty() for partition in touched}
         sent = await self.facts.send(facts)
-        previous, self.writing = self.writing, None
-        self.writing = asyncio.ensure_future(self._log_after(previous, sent, changes, stamp))
-        return self.writing
+        return self.logging.then(self._log_once_sent(sent, changes, stamp))
 
-    async def _log_after(self, previous: asyncio.Future | None, sent: list[asyncio.Future],
-                         changes: dict[int, dict], stamp: bytes) -> None:
-        if previous is not None:
-            await previous
+    async def _log_once_sent(self, sent: list[asyncio.Future], changes: dict[int, dict],
+                             stamp: bytes) -> None:
         await asyncio.gather(*sent)
         await asyncio.gather(*(self.changelog.log_changes(self.table, partition,
                                                           partition_changes, stamp)
@@ -111,9 +107,7 @@ class CaseStage:
 
     async def settle(self, seconds: float) -> None:
         """Let the pending changelog writes finish (a rebalance began), for at most `seconds`."""
-        if self.writing is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.writing), seconds)
+        await self.logging.settle(seconds)
 
     def drop(self) -> None:
         self.cases.clear()

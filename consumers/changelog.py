@@ -24,7 +24,7 @@ import logging
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import faust
@@ -76,15 +76,19 @@ class FencedTable(faust.Table):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stamps: dict[bytes, bytes] = {}
+        # One bytes object per writer, shared by its keys: 35 B a key instead of 84 (a stamp
+        # read from a header is a fresh object per record).
+        self._writers: dict[bytes, bytes] = {}
         self.overwritten: dict[int, set[bytes]] = defaultdict(set)
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         data = self.data.data  # the memory store's dict: records in log order, one at a time
-        stamps = self.stamps
+        stamps, writers = self.stamps, self._writers
         for event in batch:
             message = event.message
             key, value = message.key, message.value
             stamp = stamp_of(message.headers)
+            stamp = writers.setdefault(stamp, stamp)
             # An unstamped record (an earlier version's worker, in a rolling upgrade) applies
             # as it always did: only stamped writers are fenced.
             if stamp and stamp < stamps.get(key, UNSTAMPED):
@@ -111,7 +115,39 @@ class FencedTable(faust.Table):
                        if keys and partition in assigned}
         self.overwritten.clear()
         self.stamps = {key: stamp for key, stamp in self.stamps.items() if key in data}
+        self._writers = {stamp: stamp for stamp in self.stamps.values()}
         return overwritten
+
+
+class InTurn:
+    """Logging that must happen in the order its batches came, each piece after the one
+    before (stage one's and the cases' changes, logged once the facts they refer to are
+    acknowledged)."""
+
+    def __init__(self) -> None:
+        self.latest: asyncio.Future | None = None
+
+    def then(self, work: Coroutine[Any, Any, None]) -> asyncio.Future:
+        """Run `work` once the previous work is done; its future."""
+        previous = self.latest
+
+        async def in_turn() -> None:
+            if previous is not None:
+                try:
+                    await previous
+                except BaseException:
+                    work.close()  # never started: nothing to wait for
+                    raise
+            await work
+
+        self.latest = asyncio.ensure_future(in_turn())
+        return self.latest
+
+    async def settle(self, seconds: float) -> None:
+        """Let the work handed in so far finish (a rebalance began), for at most `seconds`."""
+        if self.latest is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.latest), seconds)
 
 
 class ChangelogWriter:

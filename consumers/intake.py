@@ -12,7 +12,6 @@ units ignore (see `stream/queues.py`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import defaultdict
@@ -29,7 +28,7 @@ from ccmon.stream.deadletter import dead_letter_message
 from ccmon.stream.engine import JOURNEYS_PER_MESSAGE, DeadLetter, Intake
 from ccmon.stream.facts import Located, clock_fact, encode, key_partition
 
-from .changelog import ChangelogWriter, partition_key, partition_units
+from .changelog import ChangelogWriter, InTurn, partition_key, partition_units
 from .deadletters import (
     DEAD_LETTER_MARK,
     READ_BACK_SECONDS,
@@ -61,7 +60,7 @@ class IntakeStage:
         self.topic_channels = topic_channels
         self.kafka_security = kafka_security
         self.partitions = facts.partitions
-        self.writing: asyncio.Future | None = None  # the latest batch's changelog writes
+        self.logging = InTurn()  # the batches' ledger changes, logged in turn
         self._clock_sent = 0  # the event clock last told to stage two and the cases
         self._dead_letter_partitions: int | None = None  # the topic's, read at first need
         self._dead_before: dict[int, set[tuple[str, int]]] = {}
@@ -97,19 +96,14 @@ class IntakeStage:
         dead_sent = await self._send_dead_letters(dead)
         sent = [*await self.facts.send(facts), *(sending for _, sending in dead_sent),
                 *await self._send_journeys(journeys), *await self._send_clock()]
-        previous, self.writing = self.writing, None
-        self.writing = asyncio.ensure_future(
-            self._log_after(previous, sent, changes, dead_sent, stamp))
-        return self.writing
+        return self.logging.then(self._log_once_sent(sent, changes, dead_sent, stamp))
 
-    async def _log_after(self, previous: asyncio.Future | None, sent: list[asyncio.Future],
-                         changes: dict[int, dict], dead_sent: list[tuple[int, asyncio.Future]],
-                         stamp: bytes) -> None:
-        """Log a batch's ledger changes once its facts are acknowledged and the previous
-        batch is logged: a logged contact state must never refer to a fact Kafka lacks.
-        With them goes where each partition's dead letters got to (see `deadletters`)."""
-        if previous is not None:
-            await previous
+    async def _log_once_sent(self, sent: list[asyncio.Future], changes: dict[int, dict],
+                             dead_sent: list[tuple[int, asyncio.Future]], stamp: bytes) -> None:
+        """Log a batch's ledger changes once its facts are acknowledged (and, `InTurn`, the
+        previous batch is logged): a logged contact state must never refer to a fact Kafka
+        lacks. With them goes where each partition's dead letters got to (see
+        `deadletters`)."""
         await asyncio.gather(*sent)
         for partition, sending in dead_sent:
             offset = sending.result().offset
@@ -196,9 +190,7 @@ class IntakeStage:
 
     async def settle(self, seconds: float) -> None:
         """Let the pending changelog writes finish (a rebalance began), for at most `seconds`."""
-        if self.writing is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.writing), seconds)
+        await self.logging.settle(seconds)
 
     def drop(self) -> None:
         self.intake.drop()
